@@ -1,0 +1,426 @@
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ka_kafka.h"
+#include "ka_log.h"
+
+struct ka_consumer {
+    rd_kafka_t *rk;
+    ka_consumer_hooks_t hooks;
+    int failed; /* a hook refused an assignment: the consumer cannot go on */
+    char failure[KA_ERRSTR_SIZE];
+};
+
+struct ka_producer {
+    rd_kafka_t *rk;
+    ka_delivery_fn on_delivery;
+    void *ud;
+};
+
+/* librdkafka's own diagnostics go into our JSON lines, not its text format. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    ka_log_level_t lv = level <= 3 ? KA_LOG_ERROR : level == 4 ? KA_LOG_WARN
+                      : level <= 6 ? KA_LOG_INFO : KA_LOG_DEBUG;
+    ka_log(lv, "librdkafka", "{s:s,s:s}", "facility", fac, "detail", buf);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errlen)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errlen, "kafka setting %s=%s: %s", name, value, err);
+        return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_conf_t *base_conf(const char *brokers, char *errstr, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (conf_set(conf, "bootstrap.servers", brokers, errstr, errlen) ||
+        conf_set(conf, "client.id", "ka", errstr, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/* Consumer ----------------------------------------------------------------- */
+
+static ka_partition_t *to_parts(const rd_kafka_topic_partition_list_t *list)
+{
+    ka_partition_t *parts = ka_calloc((size_t)list->cnt + 1, sizeof *parts);
+    for (int i = 0; i < list->cnt; i++) {
+        parts[i].topic = list->elems[i].topic;
+        parts[i].partition = list->elems[i].partition;
+        parts[i].offset = list->elems[i].offset;
+    }
+    return parts;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    ka_consumer_t *kc = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    ka_partition_t *parts = to_parts(list);
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        ka_err_t rc = KA_OK;
+        if (kc->hooks.on_assign)
+            rc = kc->hooks.on_assign(kc->hooks.ud, parts, (size_t)list->cnt);
+        if (rc != KA_OK) {
+            kc->failed = 1;
+            snprintf(kc->failure, sizeof kc->failure,
+                     "could not read the stored offsets of %d assigned partitions", list->cnt);
+            free(parts);
+            return;
+        }
+        for (int i = 0; i < list->cnt; i++)
+            list->elems[i].offset = parts[i].offset;
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, list);
+        else
+            rd_kafka_assign(rk, list);
+    } else {
+        if (kc->hooks.on_revoke)
+            kc->hooks.on_revoke(kc->hooks.ud, parts, (size_t)list->cnt,
+                                rd_kafka_assignment_lost(rk));
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, list);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        if (kc->hooks.on_error)
+            kc->hooks.on_error(kc->hooks.ud, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    free(parts);
+}
+
+ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics, size_t ntopics,
+                               const ka_consumer_hooks_t *hooks, char *errstr, size_t errlen)
+{
+    ka_consumer_t *kc = ka_calloc(1, sizeof *kc);
+    rd_kafka_conf_t *conf = base_conf(ka_config_str(cfg, "KA_KAFKA_BROKERS"), errstr, errlen);
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char err[512];
+
+    if (!conf)
+        goto fail;
+    if (hooks)
+        kc->hooks = *hooks;
+    /* Offsets live in PostgreSQL, written with the state they belong to. */
+    if (conf_set(conf, "group.id", ka_config_str(cfg, "KA_CONSUMER_GROUP"), errstr, errlen) ||
+        conf_set(conf, "enable.auto.commit", "false", errstr, errlen) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errlen) ||
+        conf_set(conf, "auto.offset.reset", "error", errstr, errlen) ||
+        conf_set(conf, "isolation.level", "read_committed", errstr, errlen) ||
+        conf_set(conf, "session.timeout.ms", "10000", errstr, errlen) ||
+        conf_set(conf, "heartbeat.interval.ms", "1000", errstr, errlen) ||
+        conf_set(conf, "fetch.wait.max.ms", "10", errstr, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, kc);
+    kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!kc->rk) {
+        snprintf(errstr, errlen, "could not create Kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(kc->rk);
+    subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(kc->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (rerr) {
+        snprintf(errstr, errlen, "could not subscribe: %s", rd_kafka_err2str(rerr));
+        goto fail;
+    }
+    return kc;
+fail:
+    if (kc->rk)
+        rd_kafka_destroy(kc->rk);
+    free(kc);
+    return NULL;
+}
+
+ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, char *errstr,
+                          size_t errlen)
+{
+    char fatal[512];
+    *out = NULL;
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+    if (kc->failed) {
+        rd_kafka_message_destroy(rkm);
+        snprintf(errstr, errlen, "%s", kc->failure);
+        return KA_ERR;
+    }
+    if (!rkm)
+        return KA_OK;
+    if (rkm->err) {
+        rd_kafka_resp_err_t err = rkm->err;
+        ka_err_t rc = KA_OK;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            rd_kafka_fatal_error(kc->rk, fatal, sizeof fatal);
+            snprintf(errstr, errlen, "fatal Kafka consumer error: %s", fatal);
+            rc = KA_ERR;
+        } else if (err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            /* A stored offset the log no longer has: skipping would lose
+             * events silently, so an operator must decide. */
+            snprintf(errstr, errlen, "stored offset out of range on %s [%d]: %s",
+                     rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?", rkm->partition,
+                     rd_kafka_message_errstr(rkm));
+            rc = KA_ERR;
+        } else if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF && kc->hooks.on_error) {
+            kc->hooks.on_error(kc->hooks.ud, rd_kafka_message_errstr(rkm));
+        }
+        rd_kafka_message_destroy(rkm);
+        return rc;
+    }
+    ka_msg_t *m = ka_calloc(1, sizeof *m);
+    m->topic = rd_kafka_topic_name(rkm->rkt);
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
+    m->key = rkm->key;
+    m->key_len = rkm->key_len;
+    m->payload = rkm->payload;
+    m->len = rkm->len;
+    m->timestamp_ms = rd_kafka_message_timestamp(rkm, NULL);
+    m->internal_ = rkm;
+    *out = m;
+    return KA_OK;
+}
+
+ka_err_t ka_consumer_seek(ka_consumer_t *kc, const ka_partition_t *parts, size_t n, char *errstr,
+                          size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
+    ka_err_t rc = KA_OK;
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, parts[i].topic, parts[i].partition)->offset =
+            parts[i].offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 5000);
+    if (error) {
+        snprintf(errstr, errlen, "seek failed: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        rc = KA_ERR;
+    }
+    for (int i = 0; rc == KA_OK && i < list->cnt; i++) {
+        if (list->elems[i].err) {
+            snprintf(errstr, errlen, "seek of %s [%d] failed: %s", list->elems[i].topic,
+                     list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
+            rc = KA_ERR;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+int ka_consumer_assigned(ka_consumer_t *kc)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    int n = 0;
+    if (rd_kafka_assignment(kc->rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR && list)
+        n = list->cnt;
+    if (list)
+        rd_kafka_topic_partition_list_destroy(list);
+    return n;
+}
+
+void ka_consumer_free(ka_consumer_t *kc)
+{
+    if (!kc)
+        return;
+    rd_kafka_consumer_close(kc->rk);
+    rd_kafka_destroy(kc->rk);
+    free(kc);
+}
+
+void ka_msg_free(ka_msg_t *msg)
+{
+    if (!msg)
+        return;
+    rd_kafka_message_destroy(msg->internal_);
+    free(msg);
+}
+
+ka_err_t ka_msg_header(const ka_msg_t *msg, const char *name, const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(msg->internal_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return KA_ERR;
+    if (rd_kafka_header_get_last(hdrs, name, value, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return KA_ERR;
+    return KA_OK;
+}
+
+/* Producer ----------------------------------------------------------------- */
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    ka_producer_t *kp = opaque;
+    (void)rk;
+    if (!kp->on_delivery)
+        return;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kp->on_delivery(kp->ud, rkm->_private, KA_OK, 1, NULL);
+        return;
+    }
+    int possibly = rd_kafka_message_status(rkm) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
+    kp->on_delivery(kp->ud, rkm->_private, KA_ERR_RETRY, possibly, rd_kafka_err2str(rkm->err));
+}
+
+ka_producer_t *ka_producer_new(const ka_config_t *cfg, ka_delivery_fn on_delivery, void *ud,
+                               char *errstr, size_t errlen)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = base_conf(ka_config_str(cfg, "KA_KAFKA_BROKERS"), errstr, errlen);
+    if (!conf)
+        return NULL;
+    if (conf_set(conf, "enable.idempotence", "true", errstr, errlen) ||
+        conf_set(conf, "acks", "all", errstr, errlen) ||
+        conf_set(conf, "linger.ms", "2", errstr, errlen) ||
+        /* Kafka 4 brokers refuse this client's gzip/snappy/lz4 batches. */
+        conf_set(conf, "compression.codec", "none", errstr, errlen) ||
+        conf_set(conf, "message.timeout.ms", "30000", errstr, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    ka_producer_t *kp = ka_calloc(1, sizeof *kp);
+    kp->on_delivery = on_delivery;
+    kp->ud = ud;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_opaque(conf, kp);
+    kp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!kp->rk) {
+        snprintf(errstr, errlen, "could not create Kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        free(kp);
+        return NULL;
+    }
+    return kp;
+}
+
+ka_err_t ka_producer_send(ka_producer_t *kp, const char *topic, const void *key, size_t key_len,
+                          const void *payload, size_t len, const ka_header_t *headers,
+                          size_t nheaders, void *msg_opaque, char *errstr, size_t errlen)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders ? nheaders : 1);
+    for (size_t i = 0; i < nheaders; i++)
+        rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        kp->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs);
+        snprintf(errstr, errlen, "could not produce to %s: %s", topic, rd_kafka_err2str(err));
+        return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KA_ERR_RETRY : KA_ERR;
+    }
+    return KA_OK;
+}
+
+int ka_producer_poll(ka_producer_t *kp, int timeout_ms)
+{
+    return rd_kafka_poll(kp->rk, timeout_ms);
+}
+
+ka_err_t ka_producer_flush(ka_producer_t *kp, int timeout_ms)
+{
+    return rd_kafka_flush(kp->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? KA_OK : KA_ERR_RETRY;
+}
+
+int ka_producer_fatal(ka_producer_t *kp, char *errstr, size_t errlen)
+{
+    return rd_kafka_fatal_error(kp->rk, errstr, errlen) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int ka_producer_outq(ka_producer_t *kp)
+{
+    return rd_kafka_outq_len(kp->rk);
+}
+
+void ka_producer_free(ka_producer_t *kp)
+{
+    if (!kp)
+        return;
+    rd_kafka_destroy(kp->rk);
+    free(kp);
+}
+
+/* Admin -------------------------------------------------------------------- */
+
+ka_err_t ka_kafka_create_topic(const char *brokers, const char *topic, int partitions,
+                               char *errstr, size_t errlen)
+{
+    char err[512];
+    ka_err_t rc = KA_ERR;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_conf_t *conf = base_conf(brokers, errstr, errlen);
+
+    if (!conf)
+        return KA_ERR;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        snprintf(errstr, errlen, "could not create Kafka admin client: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return KA_ERR;
+    }
+    nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+    if (!nt) {
+        snprintf(errstr, errlen, "bad topic %s: %s", topic, err);
+        goto out;
+    }
+    q = rd_kafka_queue_new(rk);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, 10000, err, sizeof err);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    if (!ev) {
+        snprintf(errstr, errlen, "creating topic %s timed out", topic);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errlen, "could not create topic %s: %s", topic,
+                 rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    rd_kafka_resp_err_t terr = cnt ? rd_kafka_topic_result_error(res[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (terr && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        snprintf(errstr, errlen, "could not create topic %s: %s", topic,
+                 rd_kafka_topic_result_error_string(res[0]));
+        goto out;
+    }
+    rc = KA_OK;
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    if (nt)
+        rd_kafka_NewTopic_destroy(nt);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}

@@ -1,0 +1,315 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ka_buf.h"
+#include "ka_outbox.h"
+
+/* Any fixed number: it names the relay's lock among the database's locks. */
+#define RELAY_LOCK_KEY "4242001"
+
+struct ka_relay {
+    const ka_config_t *cfg;
+    ka_pg_t *pg;
+    ka_producer_t *kp;
+    int leader;
+    int batch;
+};
+
+ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
+{
+    return ka_pg_prepare(
+        pg, "ka_outbox_insert",
+        "INSERT INTO outbox (event_id, topic, kafka_key, ce_type, ce_source, ce_time, payload, "
+        "headers) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7, $8::jsonb) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        errstr, errlen);
+}
+
+ka_err_t ka_outbox_push(ka_pg_t *pg, const char *ce_source, const ka_outbox_row_t *row,
+                        char *errstr, size_t errlen)
+{
+    char when[32];
+    json_t *hdrs = json_object();
+    for (size_t i = 0; i < row->nheaders; i++)
+        json_object_set_new(hdrs, row->headers[i].name,
+                            json_stringn(row->headers[i].value, row->headers[i].len));
+    char *hjson = json_dumps(hdrs, JSON_COMPACT);
+    json_decref(hdrs);
+    if (!hjson) {
+        snprintf(errstr, errlen, "outbox headers of %s are not valid UTF-8", row->event_id);
+        return KA_ERR;
+    }
+    snprintf(when, sizeof when, "%lld", (long long)row->ce_time_ms);
+    ka_pg_param_t p[8] = {
+        {row->event_id, 0, 0},
+        {row->topic, 0, 0},
+        {row->key, (int)row->key_len, 1},
+        {row->ce_type, 0, 0},
+        {ce_source, 0, 0},
+        {when, 0, 0},
+        {row->payload ? row->payload : "", (int)row->len, 1},
+        {hjson, 0, 0},
+    };
+    if (!row->key)
+        p[2].value = NULL;
+    ka_err_t rc = ka_pg_pipe_push(pg, "ka_outbox_insert", 8, p, NULL, NULL, errstr, errlen);
+    free(hjson);
+    return rc;
+}
+
+/* Relay ------------------------------------------------------------------- */
+
+typedef struct pending_row {
+    long long id;
+    int state; /* 0 waiting, 1 delivered, -1 failed */
+    char *event_id, *topic, *ce_type, *ce_source, *ce_time, *headers;
+    unsigned char *key, *payload;
+    size_t key_len, len;
+} pending_row_t;
+
+typedef struct round {
+    pending_row_t *rows;
+    int n;
+} round_t;
+
+static void on_delivery(void *ud, void *msg_opaque, ka_err_t status, int possibly_persisted,
+                        const char *err)
+{
+    (void)ud;
+    (void)possibly_persisted; /* either way the row stays unpublished and is sent again
+                                 with the same ce_id, which consumers deduplicate */
+    (void)err;
+    pending_row_t *row = msg_opaque;
+    row->state = status == KA_OK ? 1 : -1;
+}
+
+ka_relay_t *ka_relay_new(const ka_config_t *cfg, char *errstr, size_t errlen)
+{
+    ka_relay_t *relay = ka_calloc(1, sizeof *relay);
+    relay->cfg = cfg;
+    relay->batch = (int)ka_config_int(cfg, "KA_OUTBOX_BATCH");
+    relay->pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), errstr, errlen);
+    if (!relay->pg)
+        goto fail;
+    relay->kp = ka_producer_new(cfg, on_delivery, relay, errstr, errlen);
+    if (!relay->kp)
+        goto fail;
+    return relay;
+fail:
+    ka_relay_free(relay);
+    return NULL;
+}
+
+int ka_relay_is_leader(const ka_relay_t *relay)
+{
+    return relay->leader;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static unsigned char *unhex(const char *hex, size_t *len)
+{
+    size_t n = hex ? strlen(hex) / 2 : 0;
+    unsigned char *out = ka_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    *len = n;
+    return out;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? ka_strdup(s) : NULL;
+}
+
+static int read_rows(void *ud, const ka_pgres_t *res)
+{
+    round_t *r = ud;
+    r->n = ka_pgres_rows(res);
+    r->rows = ka_calloc((size_t)r->n, sizeof *r->rows);
+    for (int i = 0; i < r->n; i++) {
+        pending_row_t *row = &r->rows[i];
+        row->id = ka_pgres_int(res, i, 0, -1);
+        row->event_id = ka_strdup(ka_pgres_value(res, i, 1));
+        row->topic = ka_strdup(ka_pgres_value(res, i, 2));
+        row->key = ka_pgres_value(res, i, 3) ? unhex(ka_pgres_value(res, i, 3), &row->key_len) : NULL;
+        row->ce_type = dup_or_null(ka_pgres_value(res, i, 4));
+        row->ce_source = ka_strdup(ka_pgres_value(res, i, 5));
+        row->ce_time = ka_strdup(ka_pgres_value(res, i, 6));
+        row->payload = unhex(ka_pgres_value(res, i, 7), &row->len);
+        row->headers = dup_or_null(ka_pgres_value(res, i, 8));
+    }
+    return 0;
+}
+
+static void free_round(round_t *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        pending_row_t *row = &r->rows[i];
+        free(row->event_id);
+        free(row->topic);
+        free(row->key);
+        free(row->ce_type);
+        free(row->ce_source);
+        free(row->ce_time);
+        free(row->payload);
+        free(row->headers);
+    }
+    free(r->rows);
+}
+
+static int read_lock(void *ud, const ka_pgres_t *res)
+{
+    const char *v = ka_pgres_rows(res) ? ka_pgres_value(res, 0, 0) : NULL;
+    *(int *)ud = v && v[0] == 't';
+    return 0;
+}
+
+static ka_err_t send_row(ka_relay_t *relay, pending_row_t *row, char *errstr, size_t errlen)
+{
+    ka_header_t h[40];
+    size_t nh = 0;
+    json_t *extra = row->headers ? json_loads(row->headers, 0, NULL) : NULL;
+    const char *name;
+    json_t *value;
+    ka_err_t rc;
+
+    if (row->ce_type) {
+        h[nh++] = (ka_header_t){"ce_specversion", "1.0", 3};
+        h[nh++] = (ka_header_t){"ce_id", row->event_id, strlen(row->event_id)};
+        h[nh++] = (ka_header_t){"ce_type", row->ce_type, strlen(row->ce_type)};
+        h[nh++] = (ka_header_t){"ce_source", row->ce_source, strlen(row->ce_source)};
+        h[nh++] = (ka_header_t){"ce_time", row->ce_time, strlen(row->ce_time)};
+        h[nh++] = (ka_header_t){"content-type", "application/x-protobuf", 22};
+    }
+    json_object_foreach(extra, name, value)
+    {
+        if (nh < sizeof h / sizeof h[0] && json_is_string(value))
+            h[nh++] = (ka_header_t){name, json_string_value(value), json_string_length(value)};
+    }
+    for (;;) {
+        rc = ka_producer_send(relay->kp, row->topic, row->key, row->key_len, row->payload,
+                              row->len, h, nh, row, errstr, errlen);
+        if (rc != KA_ERR_RETRY)
+            break;
+        ka_producer_poll(relay->kp, 100); /* local queue full: make room */
+    }
+    json_decref(extra);
+    return rc;
+}
+
+static ka_err_t mark(ka_relay_t *relay, const round_t *r, int state, const char *sql,
+                     char *errstr, size_t errlen)
+{
+    ka_buf_t ids = KA_BUF_INIT;
+    int any = 0;
+    ka_buf_array_begin(&ids);
+    for (int i = 0; i < r->n; i++) {
+        if (r->rows[i].state == state) {
+            ka_buf_array_add_int(&ids, r->rows[i].id);
+            any = 1;
+        }
+    }
+    ka_buf_array_end(&ids);
+    ka_err_t rc = KA_OK;
+    if (any) {
+        ka_pg_param_t p = {ka_buf_str(&ids), 0, 0};
+        rc = ka_pg_query(relay->pg, sql, 1, &p, NULL, NULL, errstr, errlen);
+    }
+    ka_buf_free(&ids);
+    return rc;
+}
+
+static int give_up_at_once(void)
+{
+    return 1;
+}
+
+ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *errstr,
+                        size_t errlen)
+{
+    round_t r = {NULL, 0};
+    char limit[16];
+    ka_err_t rc;
+
+    *published = 0;
+    *pending = 0;
+    errstr[0] = '\0';
+    if (!ka_pg_ok(relay->pg)) {
+        relay->leader = 0; /* the lock died with the session */
+        if (ka_pg_reconnect(relay->pg, 100, give_up_at_once, NULL) != KA_OK) {
+            snprintf(errstr, errlen, "outbox relay: PostgreSQL unavailable");
+            return KA_ERR_RETRY;
+        }
+    }
+    if (ka_producer_fatal(relay->kp, errstr, errlen)) {
+        /* Idempotence is broken for this producer: start a fresh one; the
+         * unconfirmed rows are still unpublished and go out again. */
+        ka_producer_free(relay->kp);
+        relay->kp = ka_producer_new(relay->cfg, on_delivery, relay, errstr, errlen);
+        if (!relay->kp)
+            return KA_ERR;
+    }
+    if (!relay->leader) {
+        rc = ka_pg_query(relay->pg, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", 0, NULL,
+                         read_lock, &relay->leader, errstr, errlen);
+        if (rc != KA_OK || !relay->leader)
+            return rc;
+    }
+    snprintf(limit, sizeof limit, "%d", relay->batch);
+    ka_pg_param_t p = {limit, 0, 0};
+    rc = ka_pg_query(relay->pg,
+                     "SELECT id, event_id, topic, encode(kafka_key, 'hex'), ce_type, ce_source, "
+                     "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+                     "encode(payload, 'hex'), headers::text FROM outbox "
+                     "WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                     1, &p, read_rows, &r, errstr, errlen);
+    if (rc != KA_OK)
+        goto out;
+    for (int i = 0; i < r.n; i++) {
+        if ((rc = send_row(relay, &r.rows[i], errstr, errlen)) != KA_OK) {
+            r.n = i; /* only what was queued can be reported */
+            break;
+        }
+    }
+    ka_producer_flush(relay->kp, 10000);
+    ka_err_t mrc = mark(relay, &r, 1,
+                        "UPDATE outbox SET published_at = now(), attempts = attempts + 1 "
+                        "WHERE id = ANY($1::bigint[])",
+                        errstr, errlen);
+    if (mrc == KA_OK)
+        mrc = mark(relay, &r, -1,
+                   "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
+                   errstr, errlen);
+    for (int i = 0; i < r.n; i++) {
+        if (r.rows[i].state == 1)
+            (*published)++;
+        else if (rc == KA_OK)
+            rc = KA_ERR_RETRY; /* some rows were not confirmed: Kafka is unwell */
+    }
+    if (rc == KA_ERR_RETRY && errstr[0] == '\0')
+        snprintf(errstr, errlen, "outbox relay: Kafka did not confirm every row");
+    if (mrc != KA_OK)
+        rc = mrc;
+    *pending = r.n == relay->batch;
+out:
+    free_round(&r);
+    return rc;
+}
+
+void ka_relay_free(ka_relay_t *relay)
+{
+    if (!relay)
+        return;
+    if (relay->kp) {
+        ka_producer_flush(relay->kp, 5000);
+        ka_producer_free(relay->kp);
+    }
+    ka_pg_free(relay->pg);
+    free(relay);
+}

@@ -1,0 +1,162 @@
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ka_redis.h"
+
+struct ka_redis {
+    redisContext *ctx;
+    char *host;
+    int port;
+    int timeout_ms;
+    int queued;
+};
+
+static redisContext *open_ctx(const char *host, int port, int timeout_ms, char *errstr,
+                              size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+    if (!ctx || ctx->err) {
+        snprintf(errstr, errlen, "could not connect to Redis at %s:%d: %s", host, port,
+                 ctx ? ctx->errstr : "out of memory");
+        if (ctx)
+            redisFree(ctx);
+        return NULL;
+    }
+    redisSetTimeout(ctx, tv);
+    return ctx;
+}
+
+ka_redis_t *ka_redis_connect(const char *host, int port, int timeout_ms, char *errstr,
+                             size_t errlen)
+{
+    redisContext *ctx = open_ctx(host, port, timeout_ms, errstr, errlen);
+    if (!ctx)
+        return NULL;
+    ka_redis_t *rds = ka_calloc(1, sizeof *rds);
+    rds->ctx = ctx;
+    rds->host = ka_strdup(host);
+    rds->port = port;
+    rds->timeout_ms = timeout_ms;
+    return rds;
+}
+
+void ka_redis_free(ka_redis_t *rds)
+{
+    if (!rds)
+        return;
+    if (rds->ctx)
+        redisFree(rds->ctx);
+    free(rds->host);
+    free(rds);
+}
+
+/* Re-opens a broken connection; queued commands die with the old one. */
+static int ensure(ka_redis_t *rds, char *errstr, size_t errlen)
+{
+    if (rds->ctx && !rds->ctx->err)
+        return 0;
+    if (rds->ctx)
+        redisFree(rds->ctx);
+    rds->queued = 0;
+    rds->ctx = open_ctx(rds->host, rds->port, rds->timeout_ms, errstr, errlen);
+    return rds->ctx ? 0 : -1;
+}
+
+void ka_redis_append(ka_redis_t *rds, int argc, const char **argv, const size_t *argvlen)
+{
+    char err[256];
+    if (ensure(rds, err, sizeof err) != 0)
+        return; /* the flush reports the failure */
+    if (redisAppendCommandArgv(rds->ctx, argc, argv, argvlen) == REDIS_OK)
+        rds->queued++;
+}
+
+void ka_redis_append_str(ka_redis_t *rds, int argc, const char **argv)
+{
+    size_t lens[32];
+    if (argc > 32)
+        return;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    ka_redis_append(rds, argc, argv, lens);
+}
+
+ka_err_t ka_redis_flush(ka_redis_t *rds, char *errstr, size_t errlen)
+{
+    ka_err_t rc = KA_OK;
+    if (ensure(rds, errstr, errlen) != 0)
+        return KA_ERR_RETRY;
+    while (rds->queued > 0) {
+        redisReply *reply = NULL;
+        if (redisGetReply(rds->ctx, (void **)&reply) != REDIS_OK) {
+            snprintf(errstr, errlen, "Redis connection failed: %s", rds->ctx->errstr);
+            rds->queued = 0;
+            return KA_ERR_RETRY;
+        }
+        rds->queued--;
+        if (reply && reply->type == REDIS_REPLY_ERROR && rc == KA_OK) {
+            snprintf(errstr, errlen, "Redis refused a command: %s", reply->str);
+            rc = KA_ERR;
+        }
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
+static redisReply *command(ka_redis_t *rds, char *errstr, size_t errlen, int argc,
+                           const char **argv)
+{
+    size_t lens[8];
+    redisReply *reply;
+    if (ensure(rds, errstr, errlen) != 0)
+        return NULL;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    reply = redisCommandArgv(rds->ctx, argc, argv, lens);
+    if (!reply) {
+        snprintf(errstr, errlen, "Redis connection failed: %s", rds->ctx->errstr);
+        return NULL;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errlen, "Redis refused %s: %s", argv[0], reply->str);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+ka_err_t ka_redis_get(ka_redis_t *rds, const char *key, char **out, size_t *len, char *errstr,
+                      size_t errlen)
+{
+    const char *argv[] = {"GET", key};
+    redisReply *reply = command(rds, errstr, errlen, 2, argv);
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (!reply)
+        return rds->ctx && !rds->ctx->err ? KA_ERR : KA_ERR_RETRY;
+    if (reply->type == REDIS_REPLY_STRING) {
+        *out = ka_strndup(reply->str, reply->len);
+        if (len)
+            *len = reply->len;
+    }
+    freeReplyObject(reply);
+    return KA_OK;
+}
+
+ka_err_t ka_redis_hgetall(ka_redis_t *rds, const char *key,
+                          void (*cb)(void *ud, const char *field, const char *value), void *ud,
+                          char *errstr, size_t errlen)
+{
+    const char *argv[] = {"HGETALL", key};
+    redisReply *reply = command(rds, errstr, errlen, 2, argv);
+    if (!reply)
+        return rds->ctx && !rds->ctx->err ? KA_ERR : KA_ERR_RETRY;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2)
+        cb(ud, reply->element[i]->str, reply->element[i + 1]->str);
+    freeReplyObject(reply);
+    return KA_OK;
+}

@@ -1,0 +1,42 @@
+#ifndef KA_REDIS_H
+#define KA_REDIS_H
+
+#include <stddef.h>
+
+#include "ka_err.h"
+
+/* Redis access (the real-time cache). Only ka_redis.c includes hiredis. A
+ * ka_redis_t is one connection; it is not thread-safe. Writes are pipelined:
+ * append any number of commands, then one flush reads every reply. A broken
+ * connection is re-opened by the next call. */
+typedef struct ka_redis ka_redis_t;
+
+/* Connects; returns NULL and fills errstr on failure. */
+ka_redis_t *ka_redis_connect(const char *host, int port, int timeout_ms, char *errstr,
+                             size_t errlen);
+
+/* No operation is performed if rds is NULL. */
+void ka_redis_free(ka_redis_t *rds);
+
+/* Queues one command (binary-safe arguments). */
+void ka_redis_append(ka_redis_t *rds, int argc, const char **argv, const size_t *argvlen);
+
+/* Queues one command of NUL-terminated string arguments. */
+void ka_redis_append_str(ka_redis_t *rds, int argc, const char **argv);
+
+/* Sends the queued commands and reads all their replies. Returns KA_OK,
+ * KA_ERR_RETRY when the connection failed (the queue is dropped; the caller
+ * rewrites absolute values later), or KA_ERR when a command was refused. */
+ka_err_t ka_redis_flush(ka_redis_t *rds, char *errstr, size_t errlen);
+
+/* GET: *out receives a malloc'd copy (NUL-terminated; free() it) or NULL when
+ * the key does not exist. */
+ka_err_t ka_redis_get(ka_redis_t *rds, const char *key, char **out, size_t *len, char *errstr,
+                      size_t errlen);
+
+/* HGETALL: calls cb for each field; the strings live during the call only. */
+ka_err_t ka_redis_hgetall(ka_redis_t *rds, const char *key,
+                          void (*cb)(void *ud, const char *field, const char *value), void *ud,
+                          char *errstr, size_t errlen);
+
+#endif

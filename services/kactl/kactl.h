@@ -1,0 +1,12 @@
+#ifndef KACTL_H
+#define KACTL_H
+
+#include "ka_config.h"
+
+/* One admin command: argv[0] is the command's name. Returns the process exit
+ * code: 0 done, 1 failed (message printed), 2 bad usage (usage printed). */
+typedef int (*kactl_cmd_fn)(const ka_config_t *cfg, int argc, char **argv);
+
+int kactl_migrate(const ka_config_t *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,87 @@
+/* kactl: the admin command line of the key-account funnel engine. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ka_config.h"
+#include "ka_log.h"
+#include "kactl.h"
+
+static int cmd_config(const ka_config_t *cfg, int argc, char **argv);
+
+static const struct command {
+    const char *name;
+    kactl_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"migrate", kactl_migrate, "apply the numbered SQL migrations to the database"},
+    {"config", cmd_config, "print every configuration variable, its default and meaning"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: kactl [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`kactl COMMAND --help` describes a command. Configuration comes from KA_* "
+                 "environment variables,\noverridden by a KEY=VALUE file given with --config or "
+                 "KA_CONFIG_FILE (see `kactl config`).\n");
+}
+
+static int cmd_config(const ka_config_t *cfg, int argc, char **argv)
+{
+    (void)cfg;
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help") == 0) {
+            printf("usage: kactl config\n\nPrints the configuration variables as a markdown "
+                   "table.\n");
+            return 0;
+        }
+        fprintf(stderr, "kactl config: unexpected argument \"%s\" (it takes none)\n", argv[1]);
+        return 2;
+    }
+    ka_config_describe(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file = NULL;
+    char err[KA_ERRSTR_SIZE];
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_file = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "kactl: unknown option \"%s\"\n\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t c = 0; c < NCOMMANDS; c++) {
+        if (strcmp(commands[c].name, argv[i]) != 0)
+            continue;
+        ka_config_t *cfg = ka_config_load("kactl", config_file, err, sizeof err);
+        if (!cfg) {
+            fprintf(stderr, "kactl: %s\n", err);
+            return 1;
+        }
+        ka_log_init("kactl", ka_config_str(cfg, "KA_LOG_LEVEL"));
+        int rc = commands[c].fn(cfg, argc - i, argv + i);
+        ka_config_free(cfg);
+        return rc;
+    }
+    fprintf(stderr, "kactl: unknown command \"%s\"\n\n", argv[i]);
+    usage(stderr);
+    return 2;
+}

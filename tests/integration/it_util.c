@@ -1,0 +1,164 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "it_util.h"
+#include "ka_log.h"
+
+const char *it_suffix(void)
+{
+    static char suffix[64];
+    if (!suffix[0]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(suffix, sizeof suffix, "%ld%03ld-%d", (long)ts.tv_sec, ts.tv_nsec / 1000000,
+                 (int)getpid());
+    }
+    return suffix;
+}
+
+ka_config_t *it_config(const char *service)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_config_t *cfg = ka_config_load(service, NULL, err, sizeof err);
+    if (!cfg)
+        fail_msg("config: %s", err);
+    ka_log_init(service, ka_config_str(cfg, "KA_LOG_LEVEL"));
+    return cfg;
+}
+
+ka_pg_t *it_pg(const ka_config_t *cfg)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_pg_t *pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), err, sizeof err);
+    if (!pg)
+        fail_msg("%s", err);
+    return pg;
+}
+
+static int read_int(void *ud, const ka_pgres_t *res)
+{
+    *(long long *)ud = ka_pgres_rows(res) ? ka_pgres_int(res, 0, 0, -1) : -1;
+    return 0;
+}
+
+long long it_pg_int(ka_pg_t *pg, const char *sql, const char *p1)
+{
+    char err[KA_ERRSTR_SIZE];
+    long long v = -1;
+    ka_pg_param_t p = {p1, 0, 0};
+    if (ka_pg_query(pg, sql, p1 ? 1 : 0, &p, read_int, &v, err, sizeof err) != KA_OK)
+        fail_msg("%s: %s", sql, err);
+    return v;
+}
+
+long long it_pg_wait(ka_pg_t *pg, const char *sql, const char *p1, long long want,
+                     int timeout_ms)
+{
+    long long v = -1;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        v = it_pg_int(pg, sql, p1);
+        if (v == want)
+            break;
+        usleep(50 * 1000);
+    }
+    return v;
+}
+
+static void on_delivery(void *ud, void *msg_opaque, ka_err_t status, int possibly,
+                        const char *err)
+{
+    (void)ud;
+    (void)possibly;
+    (void)err;
+    *(int *)msg_opaque = status == KA_OK ? 1 : -1;
+}
+
+ka_producer_t *it_producer(const ka_config_t *cfg)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_producer_t *kp = ka_producer_new(cfg, on_delivery, NULL, err, sizeof err);
+    if (!kp)
+        fail_msg("%s", err);
+    return kp;
+}
+
+void it_produce(ka_producer_t *kp, const char *topic, const char *key, const void *payload,
+                size_t len)
+{
+    char err[KA_ERRSTR_SIZE];
+    int done = 0;
+    if (ka_producer_send(kp, topic, key, key ? strlen(key) : 0, payload, len, NULL, 0, &done,
+                         err, sizeof err) != KA_OK)
+        fail_msg("%s", err);
+    for (int i = 0; i < 300 && !done; i++)
+        ka_producer_poll(kp, 100);
+    if (done != 1)
+        fail_msg("Kafka did not confirm a message to %s", topic);
+}
+
+static ka_err_t from_beginning(void *ud, ka_partition_t *parts, size_t n)
+{
+    (void)ud;
+    for (size_t i = 0; i < n; i++)
+        parts[i].offset = KA_OFFSET_BEGINNING;
+    return KA_OK;
+}
+
+it_msgs_t it_consume_all(const ka_config_t *base, const char *topic, size_t want, int timeout_ms)
+{
+    char err[KA_ERRSTR_SIZE], group[256];
+    it_msgs_t r = {NULL, 0, NULL, it_config("it-reader")};
+    snprintf(group, sizeof group, "it-reader-%s-%s", topic, it_suffix());
+    ka_config_set(r.cfg, "KA_KAFKA_BROKERS", ka_config_str(base, "KA_KAFKA_BROKERS"), err,
+                  sizeof err);
+    ka_config_set(r.cfg, "KA_CONSUMER_GROUP", group, err, sizeof err);
+    ka_consumer_hooks_t hooks = {NULL, from_beginning, NULL, NULL};
+    const char *topics[] = {topic};
+    r.kc = ka_consumer_new(r.cfg, topics, 1, &hooks, err, sizeof err);
+    if (!r.kc)
+        fail_msg("%s", err);
+    r.m = calloc(want + 64, sizeof *r.m);
+    int quiet_ms = 0;
+    for (int waited = 0; waited < timeout_ms && r.n < want + 64; waited += 100) {
+        ka_msg_t *m = NULL;
+        if (ka_consumer_poll(r.kc, 100, &m, err, sizeof err) != KA_OK)
+            fail_msg("%s", err);
+        if (m)
+            r.m[r.n++] = m;
+        quiet_ms = m ? 0 : quiet_ms + 100;
+        /* Past `want`, keep reading a little: extra messages are a bug to see. */
+        if (r.n >= want && quiet_ms >= 500)
+            break;
+    }
+    return r;
+}
+
+void it_free_msgs(it_msgs_t *msgs)
+{
+    for (size_t i = 0; i < msgs->n; i++)
+        ka_msg_free(msgs->m[i]);
+    free(msgs->m);
+    ka_consumer_free(msgs->kc);
+    ka_config_free(msgs->cfg);
+}
+
+char *it_header(const ka_msg_t *m, const char *name)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    if (ka_msg_header(m, name, &v, &len) != KA_OK)
+        return strdup("");
+    char *s = malloc(len + 1);
+    memcpy(s, v, len);
+    s[len] = '\0';
+    return s;
+}

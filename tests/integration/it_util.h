@@ -1,0 +1,55 @@
+#ifndef IT_UTIL_H
+#define IT_UTIL_H
+
+#include <stddef.h>
+
+#include "ka_config.h"
+#include "ka_kafka.h"
+#include "ka_pg.h"
+
+/* Helpers shared by the integration tests (real Kafka, PostgreSQL, Redis from
+ * deploy/local/stack; tests/run exports where they are). */
+
+/* A suffix unique to this test process, for topics and consumer groups, so
+ * runs never see each other's data. */
+const char *it_suffix(void);
+
+/* Loads the configuration from the environment; fails the test on error. */
+ka_config_t *it_config(const char *service);
+
+/* Connects to KA_PG_DSN; fails the test on error. */
+ka_pg_t *it_pg(const ka_config_t *cfg);
+
+/* Runs a query returning one integer (first column of the first row). */
+long long it_pg_int(ka_pg_t *pg, const char *sql, const char *p1);
+
+/* Waits until it_pg_int(sql, p1) == want or timeout_ms passes; returns the
+ * last value seen. */
+long long it_pg_wait(ka_pg_t *pg, const char *sql, const char *p1, long long want,
+                     int timeout_ms);
+
+/* Produces synchronously (waits for the delivery report); fails the test when
+ * Kafka does not confirm. */
+void it_produce(ka_producer_t *kp, const char *topic, const char *key, const void *payload,
+                size_t len);
+
+ka_producer_t *it_producer(const ka_config_t *cfg);
+
+/* Messages read by it_consume_all. They reference their consumer, which
+ * librdkafka cannot destroy while a message lives: free both together. */
+typedef struct it_msgs {
+    ka_msg_t **m;
+    size_t n;
+    ka_consumer_t *kc;
+    ka_config_t *cfg;
+} it_msgs_t;
+
+/* Reads `topic` from the beginning in a fresh group until `want` messages
+ * (and a little longer, so extra messages show) or timeout_ms. */
+it_msgs_t it_consume_all(const ka_config_t *cfg, const char *topic, size_t want, int timeout_ms);
+void it_free_msgs(it_msgs_t *msgs);
+
+/* The value of a header as a NUL-terminated copy ("" when absent); free it. */
+char *it_header(const ka_msg_t *m, const char *name);
+
+#endif
