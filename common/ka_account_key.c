@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -122,4 +123,18 @@ ka_err_t ka_account_key(const char *credit_code, const char *name, char *out, si
     if ((size_t)snprintf(out, outlen, "name:%s", norm) >= outlen)
         return ka_reject(rej, KA_REASON_ACCOUNT, "account name is too long");
     return KA_OK;
+}
+
+/* Two FNV-1a passes with different offsets: 128 bits, so distinct companies
+ * do not meet by accident even in the millions. */
+void ka_account_id(const char *canonical_key, char out[KA_ACCOUNT_ID_LEN])
+{
+    uint64_t h1 = 1469598103934665603ULL, h2 = 0x6c62272e07bb0142ULL;
+    for (const unsigned char *p = (const unsigned char *)canonical_key; *p; p++) {
+        h1 = (h1 ^ *p) * 1099511628211ULL;
+        h2 = (h2 ^ *p) * 1099511628211ULL;
+        h2 ^= h2 >> 29;
+    }
+    snprintf(out, KA_ACCOUNT_ID_LEN, "acct-%016llx%016llx", (unsigned long long)h1,
+             (unsigned long long)h2);
 }

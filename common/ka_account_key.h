@@ -28,4 +28,10 @@ int ka_account_normalize_name(const char *name, char *out, size_t outlen);
 ka_err_t ka_account_key(const char *credit_code, const char *name, char *out, size_t outlen,
                         ka_reject_t *rej);
 
+/* The account id the product gives a new account: "acct-" and 32 hex digits
+ * of a hash of the canonical key, so every worker derives the same id
+ * without asking the database. Writes 38 bytes including the NUL. */
+#define KA_ACCOUNT_ID_LEN 38
+void ka_account_id(const char *canonical_key, char out[KA_ACCOUNT_ID_LEN]);
+
 #endif

@@ -27,6 +27,7 @@ typedef struct ka_reject {
 #define KA_REASON_ACCOUNT "unresolvable_account"
 #define KA_REASON_CREDIT_CODE "invalid_credit_code"
 #define KA_REASON_UNKNOWN_STAGE "unknown_stage"
+#define KA_REASON_UNKNOWN_OPPORTUNITY "unknown_opportunity"
 #define KA_REASON_UNAUTHORIZED "unauthorized_owner_change"
 #define KA_REASON_APPLY "apply_failed"
 

@@ -167,6 +167,10 @@ static ka_err_t on_assign(void *ud, ka_partition_t *parts, size_t n)
 {
     ka_worker_t *w = ud;
     ka_err_t rc = load_offsets(w, parts, n);
+    /* The previous owner may have died between its commit and its Redis
+     * write: rebuild from PostgreSQL before the first batch. */
+    w->cache_stale = 1;
+    w->next_cache_check_ms = 0;
     for (size_t i = 0; rc == KA_OK && i < n; i++)
         ka_log(KA_LOG_INFO, "partition assigned", "{s:s,s:i,s:I}", "topic", parts[i].topic,
                "partition", parts[i].partition, "offset", (json_int_t)parts[i].offset);
@@ -594,7 +598,8 @@ static void check_cache(ka_worker_t *w)
 {
     char err[KA_ERRSTR_SIZE], marker[256], *val = NULL;
     int64_t now = mono_ms();
-    if (!w->cache_stale && now < w->next_cache_check_ms)
+    /* Also paces rebuild attempts while Redis is down. */
+    if (now < w->next_cache_check_ms)
         return;
     w->next_cache_check_ms = now + CACHE_CHECK_MS;
     if (!w->cache_stale && w->rds) {
@@ -856,6 +861,7 @@ ka_err_t ka_worker_run(ka_worker_t *w)
                 w->h->tick(w->h->ud, w);
             continue;
         }
+        check_cache(w);
         rc = process_batch(w);
         if (rc == KA_ERR_RETRY) {
             ka_log(KA_LOG_WARN, "batch rolled back, server unavailable", NULL);

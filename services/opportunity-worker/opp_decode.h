@@ -1,0 +1,33 @@
+#ifndef OPP_DECODE_H
+#define OPP_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ka/v1/opportunity.pb-c.h"
+#include "ka_validate.h"
+
+/* Decoding and validation of opportunity events (DOMAIN.md sections 4 and 8),
+ * without any server, so every rule is unit-testable. */
+
+/* Max competitors on an opportunity. */
+#define OPP_MAX_COMPETITORS 50
+
+/* Decodes and validates one message. Returns KA_OK with *out set (free with
+ * ka__v1__opportunity_event__free_unpacked) and the event id copied to
+ * event_id, or KA_ERR_INVALID with rej filled (*out may then be set too and
+ * must be freed). now_ms bounds event times. */
+ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms,
+                    Ka__V1__OpportunityEvent **out, char *event_id, size_t idlen,
+                    ka_reject_t *rej);
+
+/* The event kind as stored in opportunity_event.kind ("created", ...). */
+const char *opp_kind_name(const Ka__V1__OpportunityEvent *ev);
+
+/* Parses "YYYY-MM-DD" strictly (a real calendar date). Returns 0 or -1. */
+int opp_parse_date(const char *s, int *y, int *m, int *d);
+
+/* Yes-count of one assessment dimension. */
+int opp_yes_count(const protobuf_c_boolean *answers, size_t n);
+
+#endif

@@ -1,0 +1,22 @@
+#ifndef OPP_WORKER_H
+#define OPP_WORKER_H
+
+#include "ka_worker.h"
+
+/* The opportunity worker's handler (DOMAIN.md section 4): opportunities, line
+ * items, stage and event history, accounts named by new opportunities, and
+ * the funnel state rolled up the org tree, in PostgreSQL and Redis. */
+typedef struct opp_ctx opp_ctx_t;
+
+/* Creates the handler state; free with opp_ctx_free. */
+opp_ctx_t *opp_ctx_new(const ka_config_t *cfg);
+void opp_ctx_free(opp_ctx_t *ctx);
+
+/* Fills h with the callbacks, bound to ctx. */
+void opp_handler_init(ka_handler_t *h, opp_ctx_t *ctx);
+
+/* Redis key of a node's funnel for one funnel definition: a hash with fields
+ * "<stage>:count", "<stage>:amount", "<stage>:weighted". */
+void opp_funnel_key(char *out, size_t len, const char *node_id, const char *definition_id);
+
+#endif

@@ -1,0 +1,597 @@
+/* The opportunity worker against the real stack: a long mixed stream of
+ * opportunity events (stage moves and regressions, updates, wins, losses,
+ * reopenings, authorized and unauthorized owner changes, stale events and
+ * duplicates) ends with
+ *   - every opportunity as an independent model in this test says,
+ *   - the funnel in PostgreSQL equal to a recomputation from the
+ *     opportunities table, rolled up the org tree,
+ *   - Redis equal to PostgreSQL,
+ *   - the unauthorized changes and the bad events on the dead-letter topic;
+ * and a worker killed with SIGKILL mid-stream and restarted ends in the same
+ * state. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "it_util.h"
+#include "ka/v1/opportunity.pb-c.h"
+#include "ka_redis.h"
+#include "ka_validate.h"
+
+#define NREPS 4
+#define NOPPS 60
+#define NEVENTS 500
+
+static const char *worker_path;
+
+typedef struct model {
+    char id[64];
+    int owner; /* rep index */
+    int stage; /* 1..7 open stages; 8 won; 9 lost (the LOST stage) */
+    int64_t amount;
+    int64_t last_ms;
+} model_t;
+
+typedef struct run {
+    char sfx[40];
+    char topic[128], dlq[128], group[128];
+    char reps[NREPS][64], teams[2][64], region[64], division[64];
+    char team_mgr[2][64], region_mgr[64];
+    model_t opps[NOPPS];
+    int64_t clock_ms;
+    int produced, rejected_unauthorized, rejected_bad;
+    uint64_t seed;
+    uint8_t **sent; /* every encoded event, for duplicates */
+    size_t *sent_len;
+    char **sent_key;
+    int nsent;
+} run_t;
+
+static ka_config_t *cfg;
+static ka_pg_t *pg;
+static ka_producer_t *kp;
+
+static uint32_t rnd(run_t *r, uint32_t n)
+{
+    r->seed = r->seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(r->seed >> 33) % n;
+}
+
+static void sql(const char *q, const char *p1)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_pg_param_t p = {p1, 0, 0};
+    if (ka_pg_query(pg, q, p1 ? 1 : 0, &p, NULL, NULL, err, sizeof err) != KA_OK)
+        fail_msg("%s: %s", q, err);
+}
+
+static void sql_args(const char *q, int n, const char **args)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_pg_param_t p[8];
+    for (int i = 0; i < n; i++)
+        p[i] = (ka_pg_param_t){args[i], 0, 0};
+    if (ka_pg_query(pg, q, n, p, NULL, NULL, err, sizeof err) != KA_OK)
+        fail_msg("%s: %s", q, err);
+}
+
+static int read_root(void *ud, const ka_pgres_t *res)
+{
+    snprintf(ud, 64, "%s", ka_pgres_rows(res) ? ka_pgres_value(res, 0, 0) : "");
+    return 0;
+}
+
+/* A division of the shared test company: its own managers, two teams of two. */
+static void make_org(run_t *r)
+{
+    char err[KA_ERRSTR_SIZE], root[64] = "";
+    if (ka_pg_query(pg, "SELECT id FROM org_node WHERE parent_id IS NULL", 0, NULL, read_root,
+                    root, err, sizeof err) != KA_OK)
+        fail_msg("%s", err);
+    if (!root[0]) {
+        snprintf(root, sizeof root, "company");
+        sql("INSERT INTO org_node (id, kind, name) VALUES ($1, 'company', 'Test company')", root);
+    }
+    snprintf(r->division, 64, "div-%s", r->sfx);
+    snprintf(r->region, 64, "reg-%s", r->sfx);
+    snprintf(r->region_mgr, 64, "u-reg-%s", r->sfx);
+    const char *div[] = {r->division, root};
+    sql_args("INSERT INTO org_node (id, parent_id, kind, name) VALUES ($1, $2, 'division', 'D')",
+             2, div);
+    sql("INSERT INTO app_user (id, display_name) VALUES ($1, 'region manager')", r->region_mgr);
+    const char *reg[] = {r->region, r->division, r->region_mgr};
+    sql_args("INSERT INTO org_node (id, parent_id, kind, name, manager_user_id) "
+             "VALUES ($1, $2, 'region', 'R', $3)", 3, reg);
+    for (int t = 0; t < 2; t++) {
+        snprintf(r->teams[t], 64, "team%d-%s", t, r->sfx);
+        snprintf(r->team_mgr[t], 64, "u-team%d-%s", t, r->sfx);
+        sql("INSERT INTO app_user (id, display_name) VALUES ($1, 'team manager')", r->team_mgr[t]);
+        const char *team[] = {r->teams[t], r->region, r->team_mgr[t]};
+        sql_args("INSERT INTO org_node (id, parent_id, kind, name, manager_user_id) "
+                 "VALUES ($1, $2, 'team', 'T', $3)", 3, team);
+        for (int k = 0; k < 2; k++) {
+            int i = t * 2 + k;
+            snprintf(r->reps[i], 64, "rep%d-%s", i, r->sfx);
+            const char *rep[] = {r->reps[i], r->teams[t]};
+            sql_args("INSERT INTO org_node (id, parent_id, kind, name) VALUES ($1, $2, 'rep', 'r')",
+                     2, rep);
+        }
+    }
+}
+
+/* Rejected events stay out of the pool the duplicates are drawn from: a
+ * re-delivered rejected event is dead-lettered again, by design. */
+static void send_event_as(run_t *r, Ka__V1__OpportunityEvent *e, const char *key, int rejected)
+{
+    size_t len = ka__v1__opportunity_event__get_packed_size(e);
+    uint8_t *buf = malloc(len + 1);
+    ka__v1__opportunity_event__pack(e, buf);
+    it_produce(kp, r->topic, key, buf, len);
+    r->produced++;
+    if (rejected) {
+        free(buf);
+        return;
+    }
+    r->sent = realloc(r->sent, (size_t)(r->nsent + 1) * sizeof *r->sent);
+    r->sent_len = realloc(r->sent_len, (size_t)(r->nsent + 1) * sizeof *r->sent_len);
+    r->sent_key = realloc(r->sent_key, (size_t)(r->nsent + 1) * sizeof *r->sent_key);
+    r->sent[r->nsent] = buf;
+    r->sent_len[r->nsent] = len;
+    r->sent_key[r->nsent] = strdup(key);
+    r->nsent++;
+}
+
+static void send_event(run_t *r, Ka__V1__OpportunityEvent *e, const char *key)
+{
+    send_event_as(r, e, key, 0);
+}
+
+static void stage_code(int stage, char out[8])
+{
+    if (stage == 9)
+        snprintf(out, 8, "LOST");
+    else
+        snprintf(out, 8, "%02d", stage);
+}
+
+/* Produces one random event for a random opportunity and updates the model
+ * by the domain rules, independently of the worker's code. */
+static void random_event(run_t *r, int n)
+{
+    model_t *m = &r->opps[rnd(r, NOPPS)];
+    char event_id[96], code[8];
+    Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__StageChanged sc = KA__V1__STAGE_CHANGED__INIT;
+    Ka__V1__OpportunityUpdated up = KA__V1__OPPORTUNITY_UPDATED__INIT;
+    Ka__V1__OwnerChanged oc = KA__V1__OWNER_CHANGED__INIT;
+    Ka__V1__OpportunityWon won = KA__V1__OPPORTUNITY_WON__INIT;
+    Ka__V1__OpportunityLost lost = KA__V1__OPPORTUNITY_LOST__INIT;
+    Ka__V1__OpportunityReopened reo = KA__V1__OPPORTUNITY_REOPENED__INIT;
+    int open = m->stage <= 7;
+    uint32_t dice = rnd(r, 100);
+
+    if (dice < 6 && r->nsent > 0) { /* a re-delivered duplicate changes nothing */
+        int k = (int)rnd(r, (uint32_t)r->nsent);
+        it_produce(kp, r->topic, r->sent_key[k], r->sent[k], r->sent_len[k]);
+        r->produced++;
+        return;
+    }
+    r->clock_ms += 1000;
+    snprintf(event_id, sizeof event_id, "%s-e%d", m->id, n);
+    h.event_id = event_id;
+    h.occurred_at_ms = r->clock_ms;
+    h.producer = "it";
+    e.header = &h;
+    e.opportunity_id = m->id;
+    e.actor_id = r->reps[m->owner];
+
+    if (dice < 12) { /* stale: older than what was applied; recorded, not applied */
+        h.occurred_at_ms = m->last_ms - 60000;
+        sc.to_stage_code = "07";
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED;
+        e.stage_changed = &sc;
+        send_event(r, &e, m->id);
+        return;
+    }
+    if (dice < 22) { /* owner change by the team manager or the region manager */
+        int to = (int)rnd(r, NREPS);
+        int unauthorized = rnd(r, 3) == 0;
+        int team = m->owner / 2;
+        e.actor_id = unauthorized ? r->team_mgr[1 - team] : rnd(r, 2) ? r->team_mgr[team] : r->region_mgr;
+        oc.new_owner_rep_id = r->reps[to];
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED;
+        e.owner_changed = &oc;
+        send_event_as(r, &e, m->id, unauthorized);
+        if (unauthorized) {
+            r->rejected_unauthorized++;
+        } else {
+            m->owner = to;
+            m->last_ms = r->clock_ms;
+        }
+        return;
+    }
+    if (open && dice < 55) {
+        int to = 1 + (int)rnd(r, 7); /* forward and back: regressions happen */
+        stage_code(to, code);
+        sc.to_stage_code = code;
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED;
+        e.stage_changed = &sc;
+        m->stage = to;
+    } else if (dice < 70) {
+        up.amount_minor_present_case = KA__V1__OPPORTUNITY_UPDATED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+        up.amount_minor = 100000 * (1 + (int64_t)rnd(r, 500));
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED;
+        e.updated = &up;
+        m->amount = up.amount_minor;
+    } else if (open && dice < 80) {
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_WON;
+        e.won = &won;
+        m->stage = 8;
+    } else if (open) {
+        lost.reason = KA__V1__LOST_REASON__LOST_REASON_COMPETITOR;
+        lost.reason_text = "went with a rival";
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_LOST;
+        e.lost = &lost;
+        m->stage = 9;
+    } else {
+        reo.stage_code = "03";
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_REOPENED;
+        e.reopened = &reo;
+        m->stage = 3;
+    }
+    m->last_ms = r->clock_ms;
+    send_event(r, &e, m->id);
+}
+
+static void create_all(run_t *r)
+{
+    char event_id[96], code[8], account[64];
+    for (int i = 0; i < NOPPS; i++) {
+        model_t *m = &r->opps[i];
+        Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+        Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+        Ka__V1__OpportunityCreated c = KA__V1__OPPORTUNITY_CREATED__INIT;
+        Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
+        Ka__V1__LineItem line = KA__V1__LINE_ITEM__INIT;
+        Ka__V1__LineItem *lines[] = {&line};
+        snprintf(m->id, sizeof m->id, "opp-%s-%d", r->sfx, i);
+        m->owner = (int)rnd(r, NREPS);
+        m->stage = 1 + (int)rnd(r, 4);
+        m->amount = 100000 * (1 + (int64_t)rnd(r, 500));
+        r->clock_ms += 1000;
+        m->last_ms = r->clock_ms;
+        snprintf(event_id, sizeof event_id, "%s-created", m->id);
+        /* two spellings of one company must end as one account */
+        snprintf(account, sizeof account, i % 2 ? "ＡＣＭＥ %s  Ltd" : "acme %s ltd", r->sfx);
+        stage_code(m->stage, code);
+        h.event_id = event_id;
+        h.occurred_at_ms = r->clock_ms;
+        a.name = account;
+        line.sku = "SKU-1";
+        line.quantity_milli = 2500;
+        line.unit_price_minor = 40000;
+        c.account = &a;
+        c.owner_rep_id = r->reps[m->owner];
+        c.stage_code = code;
+        c.amount_minor = m->amount;
+        c.expected_close_date = "2026-12-31";
+        c.n_lines = 1;
+        c.lines = lines;
+        c.sales_mode = KA__V1__SALES_MODE__SALES_MODE_DIRECT;
+        e.header = &h;
+        e.opportunity_id = m->id;
+        e.actor_id = r->reps[m->owner];
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_CREATED;
+        e.created = &c;
+        send_event(r, &e, m->id);
+    }
+}
+
+/* Bad input: each must reach the dead-letter topic; the worker goes on. */
+static void send_bad_events(run_t *r)
+{
+    static const uint8_t garbage[] = {0xff, 0x01, 0x02, 0xff, 0xff};
+    char id[96];
+    it_produce(kp, r->topic, "bad", garbage, sizeof garbage);
+    r->produced++;
+    r->rejected_bad++;
+    for (int k = 0; k < 6; k++) {
+        Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+        Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+        Ka__V1__OpportunityCreated c = KA__V1__OPPORTUNITY_CREATED__INIT;
+        Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
+        Ka__V1__LineItem line = KA__V1__LINE_ITEM__INIT;
+        Ka__V1__LineItem **many = calloc(300, sizeof *many);
+        snprintf(id, sizeof id, "bad-%s-%d", r->sfx, k);
+        h.event_id = id;
+        h.occurred_at_ms = r->clock_ms;
+        a.name = "Bad Input Co";
+        c.account = &a;
+        c.owner_rep_id = r->reps[0];
+        c.stage_code = "01";
+        c.amount_minor = 1000;
+        e.header = &h;
+        e.opportunity_id = id;
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_CREATED;
+        e.created = &c;
+        switch (k) {
+        case 0: e.opportunity_id = ""; break;              /* missing id */
+        case 1: c.stage_code = "42"; break;                /* not in the funnel */
+        case 2: c.amount_minor = -5; break;                /* negative amount */
+        case 3: c.sales_mode = (Ka__V1__SalesMode)77; break; /* unknown enum */
+        case 4:                                            /* oversize list */
+            for (int i = 0; i < 300; i++)
+                many[i] = &line;
+            line.sku = "S";
+            line.quantity_milli = 1;
+            c.n_lines = 300;
+            c.lines = many;
+            break;
+        case 5: a.name = "\xc3\x28 broken"; break;          /* invalid UTF-8 */
+        }
+        send_event_as(r, &e, id, 1);
+        free(many);
+        r->rejected_bad++;
+    }
+}
+
+static pid_t spawn_worker(const run_t *r)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("KA_TOPIC_OPPORTUNITY", r->topic, 1);
+        setenv("KA_TOPIC_DEADLETTER", r->dlq, 1);
+        setenv("KA_CONSUMER_GROUP", r->group, 1);
+        setenv("KA_BATCH_MAX_EVENTS", "20", 1);
+        setenv("KA_BATCH_MAX_MS", "10", 1);
+        execl(worker_path, worker_path, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_worker(pid_t pid, int sig)
+{
+    int status = 0;
+    kill(pid, sig);
+    waitpid(pid, &status, 0);
+    if (sig == SIGTERM)
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void init_run(run_t *r, const char *tag, uint64_t seed)
+{
+    memset(r, 0, sizeof *r);
+    char err[KA_ERRSTR_SIZE];
+    snprintf(r->sfx, sizeof r->sfx, "%s%s", tag, it_suffix());
+    snprintf(r->topic, sizeof r->topic, "it.opp.%s", r->sfx);
+    snprintf(r->dlq, sizeof r->dlq, "it.opp-dlq.%s", r->sfx);
+    snprintf(r->group, sizeof r->group, "it-opp-%s", r->sfx);
+    r->seed = seed;
+    r->clock_ms = ka_now_ms() - 10LL * 86400000;
+    const char *brokers = ka_config_str(cfg, "KA_KAFKA_BROKERS");
+    if (ka_kafka_create_topic(brokers, r->topic, 3, err, sizeof err) != KA_OK ||
+        ka_kafka_create_topic(brokers, r->dlq, 1, err, sizeof err) != KA_OK)
+        fail_msg("%s", err);
+    make_org(r);
+}
+
+static void free_run(run_t *r)
+{
+    for (int i = 0; i < r->nsent; i++) {
+        free(r->sent[i]);
+        free(r->sent_key[i]);
+    }
+    free(r->sent);
+    free(r->sent_len);
+    free(r->sent_key);
+}
+
+static void wait_consumed(const run_t *r)
+{
+    long long sum = it_pg_wait(pg,
+                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
+                               "WHERE consumer_group = $1",
+                               r->group, r->produced, 90000);
+    assert_int_equal(sum, r->produced);
+}
+
+/* Every opportunity is as the model says. */
+static void check_model(const run_t *r)
+{
+    char q[512], code[8];
+    for (int i = 0; i < NOPPS; i++) {
+        const model_t *m = &r->opps[i];
+        stage_code(m->stage, code);
+        const char *status = m->stage == 8 ? "won" : m->stage == 9 ? "lost" : "open";
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM opportunity WHERE id = $1 AND owner_rep_id = '%s' "
+                 "AND stage_code = '%s' AND status = '%s' AND amount_minor = %lld",
+                 r->reps[m->owner], code, status, (long long)m->amount);
+        if (it_pg_int(pg, q, m->id) != 1)
+            fail_msg("opportunity %s differs from the model (owner %s, stage %s, %s, %lld)",
+                     m->id, r->reps[m->owner], code, status, (long long)m->amount);
+    }
+}
+
+/* The funnel equals a recomputation from the opportunities (both ways). */
+static void check_funnel(const run_t *r)
+{
+    static const char *recompute =
+        "WITH expected AS ("
+        "  SELECT c.ancestor_id AS node_id, o.definition_id, o.stage_code, count(*) AS n, "
+        "         sum(o.amount_minor) AS amt, sum(o.weighted_amount_minor) AS w "
+        "  FROM opportunity o JOIN org_closure c ON c.descendant_id = o.owner_rep_id "
+        "  WHERE o.status = 'open' AND o.id LIKE 'opp-' || $1 || '-%' "
+        "    AND c.ancestor_id IN (SELECT descendant_id FROM org_closure "
+        "                          WHERE ancestor_id = 'div-' || $1) "
+        "  GROUP BY 1, 2, 3), "
+        "actual AS ("
+        "  SELECT node_id, definition_id, stage_code, open_count AS n, amount_minor AS amt, "
+        "         weighted_amount_minor AS w FROM funnel_state "
+        "  WHERE node_id IN (SELECT descendant_id FROM org_closure "
+        "                    WHERE ancestor_id = 'div-' || $1) "
+        "    AND (open_count, amount_minor, weighted_amount_minor) <> (0, 0, 0)) "
+        "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM actual) a) + "
+        "       (SELECT count(*) FROM (SELECT * FROM actual EXCEPT SELECT * FROM expected) b)";
+    assert_int_equal(it_pg_int(pg, recompute, r->sfx), 0);
+    /* and it is not trivially empty */
+    char q[256];
+    snprintf(q, sizeof q, "SELECT coalesce(sum(open_count), 0) FROM funnel_state WHERE node_id = $1");
+    assert_true(it_pg_int(pg, q, r->division) > 0);
+}
+
+typedef struct redis_sum {
+    long long count;
+} redis_sum_t;
+
+static void sum_counts(void *ud, const char *field, const char *value)
+{
+    if (strstr(field, ":count"))
+        ((redis_sum_t *)ud)->count += atoll(value);
+}
+
+static void check_redis(const run_t *r)
+{
+    char err[KA_ERRSTR_SIZE], key[256];
+    ka_redis_t *rds = ka_redis_connect(ka_config_str(cfg, "KA_REDIS_HOST"),
+                                       (int)ka_config_int(cfg, "KA_REDIS_PORT"), 2000, err,
+                                       sizeof err);
+    assert_non_null(rds);
+    const char *nodes[] = {r->division, r->region, r->teams[0], r->teams[1], r->reps[0]};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        redis_sum_t s = {0};
+        snprintf(key, sizeof key, "ka:funnel:%s:default-8", nodes[i]);
+        assert_int_equal(ka_redis_hgetall(rds, key, sum_counts, &s, err, sizeof err), KA_OK);
+        long long pgsum = it_pg_int(pg,
+                                    "SELECT coalesce(sum(open_count), 0) FROM funnel_state "
+                                    "WHERE node_id = $1 AND definition_id = 'default-8'",
+                                    nodes[i]);
+        assert_int_equal(s.count, pgsum);
+    }
+    ka_redis_free(rds);
+}
+
+static void check_rejections(const run_t *r)
+{
+    assert_int_equal(it_pg_int(pg,
+                               "SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                               "AND reason = 'unauthorized_owner_change'",
+                               r->group),
+                     r->rejected_unauthorized);
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM dead_letter WHERE consumer_group = $1",
+                               r->group),
+                     r->rejected_unauthorized + r->rejected_bad);
+    /* one reason per kind of bad input */
+    assert_int_equal(it_pg_int(pg,
+                               "SELECT count(DISTINCT reason) FROM dead_letter WHERE "
+                               "consumer_group = $1 AND reason <> 'unauthorized_owner_change'",
+                               r->group),
+                     7);
+}
+
+static void mixed_stream_matches_model_and_recomputed_funnel(void **state)
+{
+    run_t r;
+    (void)state;
+    init_run(&r, "a", 42);
+    create_all(&r);
+    send_bad_events(&r);
+    for (int i = 0; i < NEVENTS; i++)
+        random_event(&r, i);
+    pid_t pid = spawn_worker(&r);
+    wait_consumed(&r);
+    /* let the outbox drain before SIGTERM so the exit is a clean drain */
+    stop_worker(pid, SIGTERM);
+    check_model(&r);
+    check_funnel(&r);
+    check_redis(&r);
+    check_rejections(&r);
+    /* two spellings of one company: one account */
+    assert_int_equal(it_pg_int(pg,
+                               "SELECT count(DISTINCT account_id) FROM opportunity "
+                               "WHERE id LIKE 'opp-' || $1 || '-%'",
+                               r.sfx),
+                     1);
+    /* stale events are kept in history, not applied */
+    assert_true(it_pg_int(pg,
+                          "SELECT count(*) FROM opportunity_event WHERE opportunity_id LIKE "
+                          "'opp-' || $1 || '-%' AND NOT applied AND not_applied_reason = 'stale'",
+                          r.sfx) > 0);
+    free_run(&r);
+}
+
+static void sigkill_mid_stream_ends_in_the_same_state(void **state)
+{
+    run_t r;
+    (void)state;
+    init_run(&r, "k", 42); /* the same stream as the uninterrupted run */
+    create_all(&r);
+    send_bad_events(&r);
+    for (int i = 0; i < NEVENTS; i++)
+        random_event(&r, i);
+    /* Kill it three times at a quarter, half and three quarters of the way:
+     * wherever in a batch that lands, nothing may be lost or applied twice. */
+    for (int round = 1; round <= 3; round++) {
+        pid_t pid = spawn_worker(&r);
+        long long target = (long long)r.produced * round / 4, seen = 0;
+        for (int waited = 0; waited < 60000 && seen < target; waited += 5) {
+            seen = it_pg_int(pg, "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
+                                 "WHERE consumer_group = $1", r.group);
+            usleep(5000);
+        }
+        stop_worker(pid, SIGKILL);
+        assert_true(seen < r.produced); /* it really died mid-stream */
+    }
+    pid_t pid = spawn_worker(&r);
+    wait_consumed(&r);
+    stop_worker(pid, SIGTERM);
+    check_model(&r);
+    check_funnel(&r);
+    check_redis(&r);
+    check_rejections(&r);
+    free_run(&r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    cfg = it_config("it-opportunity");
+    pg = it_pg(cfg);
+    kp = it_producer(cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ka_producer_free(kp);
+    ka_pg_free(pg);
+    ka_config_free(cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_opportunity PATH-TO-opportunity-worker\n");
+        return 2;
+    }
+    worker_path = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mixed_stream_matches_model_and_recomputed_funnel),
+        cmocka_unit_test(sigkill_mid_stream_ends_in_the_same_state),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
