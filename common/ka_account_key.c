@@ -1,8 +1,8 @@
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ka_account_key.h"
+#include "ka_hash.h"
 
 static const char uscc_alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 static const int uscc_weights[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
@@ -125,16 +125,9 @@ ka_err_t ka_account_key(const char *credit_code, const char *name, char *out, si
     return KA_OK;
 }
 
-/* Two FNV-1a passes with different offsets: 128 bits, so distinct companies
- * do not meet by accident even in the millions. */
 void ka_account_id(const char *canonical_key, char out[KA_ACCOUNT_ID_LEN])
 {
-    uint64_t h1 = 1469598103934665603ULL, h2 = 0x6c62272e07bb0142ULL;
-    for (const unsigned char *p = (const unsigned char *)canonical_key; *p; p++) {
-        h1 = (h1 ^ *p) * 1099511628211ULL;
-        h2 = (h2 ^ *p) * 1099511628211ULL;
-        h2 ^= h2 >> 29;
-    }
-    snprintf(out, KA_ACCOUNT_ID_LEN, "acct-%016llx%016llx", (unsigned long long)h1,
-             (unsigned long long)h2);
+    char hex[KA_HASH_HEX_LEN];
+    ka_hash128_hex(canonical_key, strlen(canonical_key), hex);
+    snprintf(out, KA_ACCOUNT_ID_LEN, "acct-%s", hex);
 }

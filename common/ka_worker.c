@@ -267,6 +267,11 @@ const char *ka_tx_group(const ka_tx_t *tx)
     return tx->w->group;
 }
 
+const ka_config_t *ka_tx_config(const ka_tx_t *tx)
+{
+    return tx->w->cfg;
+}
+
 ka_err_t ka_tx_flush(ka_tx_t *tx, char *errstr, size_t errlen)
 {
     ka_err_t rc = ka_pg_pipe_run(tx->w->pg, errstr, errlen);

@@ -125,4 +125,7 @@ ka_err_t ka_tx_emit(ka_tx_t *tx, const ka_outbox_row_t *row, char *errstr, size_
 /* The consumer group (names the worker's rows in shared tables). */
 const char *ka_tx_group(const ka_tx_t *tx);
 
+/* The worker's configuration. */
+const ka_config_t *ka_tx_config(const ka_tx_t *tx);
+
 #endif

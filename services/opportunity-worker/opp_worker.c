@@ -10,10 +10,13 @@
 #include <time.h>
 
 #include "ka/v1/opportunity.pb-c.h"
+#include "ka/v1/alert.pb-c.h"
 #include "ka_account_key.h"
+#include "ka_alert.h"
 #include "ka_buf.h"
 #include "ka_log.h"
 #include "opp_decode.h"
+#include "opp_health.h"
 #include "opp_worker.h"
 
 #define REFERENCE_MAX_AGE_MS 10000
@@ -75,6 +78,13 @@ typedef struct funnel_row {
     char *node, *def, *stage, *count, *amount, *weighted;
 } funnel_row_t;
 
+typedef struct health_in {
+    char *node, *def, *stage, *metric;
+    int64_t baseline; /* -1: none */
+    opp_health_t previous;
+    int64_t since_ms;
+} health_in_t;
+
 typedef struct manager_pair {
     char *rep, *manager;
 } manager_pair_t;
@@ -99,6 +109,13 @@ struct opp_ctx {
     size_t nknown;
     char **account_keys, **account_ids; /* canonical key -> id after upsert */
     size_t naccounts;
+
+    health_in_t *health;
+    size_t nhealth;
+    int warning_bp, hysteresis_bp;
+    int64_t batch_at_ms;       /* latest applied event time: alert times derive from it */
+    const char *causes[10];    /* a sample of the batch's applied event ids */
+    size_t ncauses;
 
     /* after commit: absolute funnel values to cache */
     funnel_row_t *funnel;
@@ -223,6 +240,17 @@ static void reset_batch(opp_ctx_t *ctx)
     free_strv(ctx->known_accounts, ctx->nknown);
     ctx->known_accounts = NULL;
     ctx->nknown = 0;
+    for (size_t i = 0; i < ctx->nhealth; i++) {
+        free(ctx->health[i].node);
+        free(ctx->health[i].def);
+        free(ctx->health[i].stage);
+        free(ctx->health[i].metric);
+    }
+    free(ctx->health);
+    ctx->health = NULL;
+    ctx->nhealth = 0;
+    ctx->batch_at_ms = 0;
+    ctx->ncauses = 0;
     free_strv(ctx->account_keys, ctx->naccounts);
     free_strv(ctx->account_ids, ctx->naccounts);
     ctx->account_keys = ctx->account_ids = NULL;
@@ -374,6 +402,24 @@ static int read_funnel(void *ud, const ka_pgres_t *res)
         r->count = ka_strdup(val(res, i, 3));
         r->amount = ka_strdup(val(res, i, 4));
         r->weighted = ka_strdup(val(res, i, 5));
+    }
+    return 0;
+}
+
+static int read_health_inputs(void *ud, const ka_pgres_t *res)
+{
+    opp_ctx_t *ctx = ud;
+    ctx->nhealth = (size_t)ka_pgres_rows(res);
+    ctx->health = ka_calloc(ctx->nhealth + 1, sizeof *ctx->health);
+    for (int i = 0; i < ka_pgres_rows(res); i++) {
+        health_in_t *h = &ctx->health[i];
+        h->node = ka_strdup(val(res, i, 0));
+        h->def = ka_strdup(val(res, i, 1));
+        h->stage = ka_strdup(val(res, i, 2));
+        h->metric = ka_strdup(val(res, i, 3));
+        h->baseline = ka_pgres_int(res, i, 4, -1);
+        h->previous = opp_health_parse(ka_pgres_value(res, i, 5));
+        h->since_ms = ka_pgres_int(res, i, 6, 0);
     }
     return 0;
 }
@@ -1008,6 +1054,9 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
                                {ka_buf_str(&dstage), 0, 0}, {ka_buf_str(&dcnt), 0, 0},
                                {ka_buf_str(&damt), 0, 0},   {ka_buf_str(&dw), 0, 0}};
         rc = ka_pg_pipe_push(pg, "opp_funnel_add", 6, dp, read_funnel, ctx, errstr, errlen);
+        if (rc == KA_OK)
+            rc = ka_pg_pipe_push(pg, "opp_health_inputs", 3, dp, read_health_inputs, ctx,
+                                 errstr, errlen);
     }
 out:
     for (int c = 0; c < NOPP_COLS; c++)
@@ -1016,6 +1065,104 @@ out:
                        &drep, &ddef, &dstage, &dcnt, &damt, &dw};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         ka_buf_free(all[k]);
+    return rc;
+}
+
+/* Funnel health ------------------------------------------------------------------ */
+
+static const funnel_row_t *find_funnel(const opp_ctx_t *ctx, const health_in_t *h)
+{
+    for (size_t i = 0; i < ctx->nfunnel; i++) {
+        const funnel_row_t *r = &ctx->funnel[i];
+        if (!strcmp(r->node, h->node) && !strcmp(r->def, h->def) && !strcmp(r->stage, h->stage))
+            return r;
+    }
+    return NULL;
+}
+
+static ka_err_t raise_health_alert(opp_ctx_t *ctx, ka_tx_t *tx, const health_in_t *h,
+                                   int64_t current, int64_t ratio_bp, int firing,
+                                   char *errstr, size_t errlen)
+{
+    char fp[KA_FINGERPRINT_LEN], summary[300], cur[24], base[24], pct[24];
+    const char *labels[] = {h->node, h->def, h->stage, h->metric};
+    ka_alert_fingerprint(fp, "funnel_health", labels, 4);
+    snprintf(cur, sizeof cur, "%lld", (long long)current);
+    snprintf(base, sizeof base, "%lld", (long long)h->baseline);
+    snprintf(pct, sizeof pct, "%lld", (long long)(ratio_bp / 100));
+    snprintf(summary, sizeof summary, "funnel %s at node %s: stage %s %s at %s%% of baseline",
+             firing ? "warning" : "recovered", h->node, h->stage, h->metric, pct);
+    const char *keys[] = {"node_id", "definition_id", "stage_code", "metric", "current",
+                          "baseline", "ratio_pct"};
+    const char *vals[] = {h->node, h->def, h->stage, h->metric, cur, base, pct};
+    ka_alert_t a = {
+        .type = "funnel_health",
+        .proto_type = KA__V1__ALERT_TYPE__ALERT_TYPE_FUNNEL_HEALTH,
+        .severity = "warning",
+        .subject_kind = "node",
+        .subject_id = h->node,
+        .fingerprint = fp,
+        .summary = summary,
+        .detail_keys = keys,
+        .detail_values = vals,
+        .ndetails = 7,
+        /* a resolve belongs to the episode its firing started */
+        .starts_at_ms = firing ? ctx->batch_at_ms : h->since_ms,
+        .at_ms = ctx->batch_at_ms,
+        .causes = ctx->causes,
+        .ncauses = ctx->ncauses,
+    };
+    return ka_alert_transition(tx, &a, firing, errstr, errlen);
+}
+
+/* Evaluates every (node, stage, metric) the batch moved and queues the new
+ * health rows and the alert transitions into and out of warning. */
+static ka_err_t evaluate_health(opp_ctx_t *ctx, ka_tx_t *tx, char *errstr, size_t errlen)
+{
+    ka_buf_t cols[9];
+    ka_err_t rc = KA_OK;
+    for (int c = 0; c < 9; c++) {
+        memset(&cols[c], 0, sizeof cols[c]);
+        ka_buf_array_begin(&cols[c]);
+    }
+    for (size_t i = 0; i < ctx->nhealth && rc == KA_OK; i++) {
+        health_in_t *h = &ctx->health[i];
+        const funnel_row_t *f = find_funnel(ctx, h);
+        if (!f)
+            continue;
+        int64_t current = atoll(strcmp(h->metric, "count") == 0 ? f->count : f->amount), ratio;
+        opp_health_t now = opp_health_eval(current, h->baseline, h->previous, ctx->warning_bp,
+                                           ctx->hysteresis_bp, &ratio);
+        int64_t since = now == h->previous && h->since_ms ? h->since_ms : ctx->batch_at_ms;
+        if (now == OPP_HEALTH_WARNING && h->previous != OPP_HEALTH_WARNING)
+            rc = raise_health_alert(ctx, tx, h, current, ratio, 1, errstr, errlen);
+        else if (now != OPP_HEALTH_WARNING && h->previous == OPP_HEALTH_WARNING)
+            rc = raise_health_alert(ctx, tx, h, current, ratio, 0, errstr, errlen);
+        ka_buf_array_add(&cols[0], h->node);
+        ka_buf_array_add(&cols[1], h->def);
+        ka_buf_array_add(&cols[2], h->stage);
+        ka_buf_array_add(&cols[3], h->metric);
+        ka_buf_array_add_int(&cols[4], current);
+        if (h->baseline >= 0)
+            ka_buf_array_add_int(&cols[5], h->baseline);
+        else
+            ka_buf_array_add(&cols[5], NULL);
+        if (ratio >= 0)
+            ka_buf_array_add_int(&cols[6], ratio);
+        else
+            ka_buf_array_add(&cols[6], NULL);
+        ka_buf_array_add(&cols[7], opp_health_name(now));
+        ka_buf_array_add_int(&cols[8], since);
+    }
+    ka_pg_param_t p[9];
+    for (int c = 0; c < 9; c++) {
+        ka_buf_array_end(&cols[c]);
+        p[c] = (ka_pg_param_t){ka_buf_str(&cols[c]), 0, 0};
+    }
+    if (rc == KA_OK && cols[0].len > 2)
+        rc = ka_pg_pipe_push(ka_tx_pg(tx), "opp_health_save", 9, p, NULL, NULL, errstr, errlen);
+    for (int c = 0; c < 9; c++)
+        ka_buf_free(&cols[c]);
     return rc;
 }
 
@@ -1066,8 +1213,21 @@ static ka_err_t opp_apply(void *ud, ka_tx_t *tx, ka_event_t *const *events, size
             nconfirm++;
         if (e->kind_case != KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED)
             record_event(&er, events[i], e, not_applied);
+        if (!not_applied) {
+            if (e->header->occurred_at_ms > ctx->batch_at_ms)
+                ctx->batch_at_ms = e->header->occurred_at_ms;
+            if (ctx->ncauses < sizeof ctx->causes / sizeof ctx->causes[0])
+                ctx->causes[ctx->ncauses++] = events[i]->event_id;
+        }
     }
     rc = queue_writes(ctx, tx, &er, &sr, &cr, nconfirm, errstr, errlen);
+    /* The funnel's new values decide health, in this same transaction. The
+     * funnel_state row locks taken by the upsert serialize instances that
+     * evaluate the same node, so a transition is decided once. */
+    if (rc == KA_OK && ctx->ndeltas > 0)
+        rc = ka_tx_flush(tx, errstr, errlen);
+    if (rc == KA_OK && ctx->nhealth > 0)
+        rc = evaluate_health(ctx, tx, errstr, errlen);
 out:
     rows_free(ebufs, 9);
     rows_free(sbufs, 7);
@@ -1244,11 +1404,39 @@ static const char *statements[][2] = {
      "updated_at = now() "
      "RETURNING node_id, definition_id, stage_code, open_count, amount_minor, "
      "weighted_amount_minor"},
+    {"opp_health_inputs",
+     "WITH keys AS (SELECT DISTINCT n.node_id, d.def, d.stage "
+     "FROM unnest($1::text[], $2::text[], $3::text[]) AS d(rep, def, stage) "
+     "CROSS JOIN LATERAL (SELECT ancestor_id AS node_id FROM org_closure "
+     "WHERE descendant_id = d.rep UNION SELECT d.rep) n) "
+     "SELECT k.node_id, k.def, k.stage, m.metric, "
+     "(SELECT b.value FROM funnel_baseline b WHERE b.node_id = k.node_id "
+     "AND b.definition_id = k.def AND b.stage_code = k.stage AND b.metric = m.metric "
+     "AND b.valid_from <= current_date AND b.valid_to > current_date "
+     "ORDER BY (b.source = 'explicit') DESC, b.valid_from DESC LIMIT 1), "
+     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint "
+     "FROM keys k CROSS JOIN (VALUES ('count'), ('amount')) AS m(metric) "
+     "LEFT JOIN funnel_health h ON h.node_id = k.node_id AND h.definition_id = k.def "
+     "AND h.stage_code = k.stage AND h.metric = m.metric "
+     "ORDER BY 1, 2, 3, 4"},
+    {"opp_health_save",
+     "INSERT INTO funnel_health (node_id, definition_id, stage_code, metric, current_value, "
+     "baseline_value, ratio_bp, status, status_since, evaluated_at) "
+     "SELECT h.node, h.def, h.stage, h.metric, h.cur, h.base, h.ratio, h.status, "
+     "to_timestamp(h.since / 1000.0), now() FROM unnest($1::text[], $2::text[], $3::text[], "
+     "$4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[]) "
+     "AS h(node, def, stage, metric, cur, base, ratio, status, since) "
+     "ON CONFLICT (node_id, definition_id, stage_code, metric) DO UPDATE SET "
+     "current_value = EXCLUDED.current_value, baseline_value = EXCLUDED.baseline_value, "
+     "ratio_bp = EXCLUDED.ratio_bp, status = EXCLUDED.status, "
+     "status_since = EXCLUDED.status_since, evaluated_at = EXCLUDED.evaluated_at"},
 };
 
 static ka_err_t opp_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen)
 {
     (void)ud;
+    if (ka_alert_prepare(pg, errstr, errlen) != KA_OK)
+        return KA_ERR;
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
         ka_err_t rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen);
         if (rc != KA_OK)
@@ -1261,6 +1449,8 @@ opp_ctx_t *opp_ctx_new(const ka_config_t *cfg)
 {
     opp_ctx_t *ctx = ka_calloc(1, sizeof *ctx);
     ctx->cfg = cfg;
+    ctx->warning_bp = (int)ka_config_int(cfg, "KA_HEALTH_WARNING_BP");
+    ctx->hysteresis_bp = (int)ka_config_int(cfg, "KA_HEALTH_HYSTERESIS_BP");
     copy(ctx->default_def, sizeof ctx->default_def, "default-8");
     return ctx;
 }

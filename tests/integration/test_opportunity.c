@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "it_util.h"
+#include "ka/v1/alert.pb-c.h"
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka_redis.h"
 #include "ka_validate.h"
@@ -43,7 +44,7 @@ typedef struct model {
 
 typedef struct run {
     char sfx[40];
-    char topic[128], dlq[128], group[128];
+    char topic[128], dlq[128], alerts[128], group[128];
     char reps[NREPS][64], teams[2][64], region[64], division[64];
     char team_mgr[2][64], region_mgr[64];
     model_t opps[NOPPS];
@@ -352,6 +353,7 @@ static pid_t spawn_worker(const run_t *r)
     if (pid == 0) {
         setenv("KA_TOPIC_OPPORTUNITY", r->topic, 1);
         setenv("KA_TOPIC_DEADLETTER", r->dlq, 1);
+        setenv("KA_TOPIC_ALERT", r->alerts, 1);
         setenv("KA_CONSUMER_GROUP", r->group, 1);
         setenv("KA_BATCH_MAX_EVENTS", "20", 1);
         setenv("KA_BATCH_MAX_MS", "10", 1);
@@ -377,12 +379,14 @@ static void init_run(run_t *r, const char *tag, uint64_t seed)
     snprintf(r->sfx, sizeof r->sfx, "%s%s", tag, it_suffix());
     snprintf(r->topic, sizeof r->topic, "it.opp.%s", r->sfx);
     snprintf(r->dlq, sizeof r->dlq, "it.opp-dlq.%s", r->sfx);
+    snprintf(r->alerts, sizeof r->alerts, "it.opp-alert.%s", r->sfx);
     snprintf(r->group, sizeof r->group, "it-opp-%s", r->sfx);
     r->seed = seed;
     r->clock_ms = ka_now_ms() - 10LL * 86400000;
     const char *brokers = ka_config_str(cfg, "KA_KAFKA_BROKERS");
     if (ka_kafka_create_topic(brokers, r->topic, 3, err, sizeof err) != KA_OK ||
-        ka_kafka_create_topic(brokers, r->dlq, 1, err, sizeof err) != KA_OK)
+        ka_kafka_create_topic(brokers, r->dlq, 1, err, sizeof err) != KA_OK ||
+        ka_kafka_create_topic(brokers, r->alerts, 1, err, sizeof err) != KA_OK)
         fail_msg("%s", err);
     make_org(r);
 }
@@ -564,6 +568,111 @@ static void sigkill_mid_stream_ends_in_the_same_state(void **state)
     free_run(&r);
 }
 
+/* One opportunity event of the given kind at the next clock tick. */
+static void simple_event(run_t *r, const char *opp, int created, const char *stage)
+{
+    char event_id[128];
+    Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__OpportunityCreated c = KA__V1__OPPORTUNITY_CREATED__INIT;
+    Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
+    Ka__V1__StageChanged sc = KA__V1__STAGE_CHANGED__INIT;
+    r->clock_ms += 1000;
+    snprintf(event_id, sizeof event_id, "%s-%lld", opp, (long long)r->clock_ms);
+    h.event_id = event_id;
+    h.occurred_at_ms = r->clock_ms;
+    e.header = &h;
+    e.opportunity_id = (char *)opp;
+    if (created) {
+        a.name = "Health Check Co";
+        c.account = &a;
+        c.owner_rep_id = r->reps[0];
+        c.stage_code = (char *)stage;
+        c.amount_minor = 1000000;
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_CREATED;
+        e.created = &c;
+    } else {
+        sc.to_stage_code = (char *)stage;
+        e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED;
+        e.stage_changed = &sc;
+    }
+    send_event(r, &e, opp);
+}
+
+static void run_phase(run_t *r)
+{
+    pid_t pid = spawn_worker(r);
+    wait_consumed(r);
+    stop_worker(pid, SIGTERM);
+}
+
+static long long alert_rows(const run_t *r, const char *transition)
+{
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM alert_history WHERE type = 'funnel_health' "
+             "AND transition = '%s' AND details->>'node_id' = $1", transition);
+    return it_pg_int(pg, q, r->teams[0]);
+}
+
+static void health_alert_fires_and_resolves_once_per_episode(void **state)
+{
+    run_t r;
+    char ids[10][64];
+    (void)state;
+    init_run(&r, "h", 7);
+    for (int i = 0; i < 10; i++) {
+        snprintf(ids[i], sizeof ids[i], "opp-%s-%d", r.sfx, i);
+        simple_event(&r, ids[i], 1, "02");
+    }
+    run_phase(&r);
+    /* the team's baseline for stage 02: ten open opportunities */
+    sql("INSERT INTO funnel_baseline (node_id, definition_id, stage_code, metric, value, source, "
+        "valid_from, valid_to) VALUES ($1, 'default-8', '02', 'count', 10, 'explicit', "
+        "current_date - 1, current_date + 30)", r.teams[0]);
+
+    for (int i = 0; i < 4; i++) /* 10 -> 6: 60% of baseline, warning */
+        simple_event(&r, ids[i], 0, "03");
+    run_phase(&r);
+    assert_int_equal(alert_rows(&r, "firing"), 1);
+    assert_int_equal(alert_rows(&r, "resolved"), 0);
+
+    simple_event(&r, ids[0], 0, "02"); /* 7 = 70%: under 70% + 5% margin, still warning */
+    run_phase(&r);
+    assert_int_equal(alert_rows(&r, "firing"), 1);
+    assert_int_equal(alert_rows(&r, "resolved"), 0);
+
+    simple_event(&r, ids[1], 0, "02"); /* 8 = 80%: recovered */
+    run_phase(&r);
+    simple_event(&r, ids[1], 0, "03"); /* back to 70%: good, hovering, no new episode */
+    run_phase(&r);
+    assert_int_equal(alert_rows(&r, "firing"), 1);
+    assert_int_equal(alert_rows(&r, "resolved"), 1);
+
+    /* Downstream: exactly the two transitions, one episode id, as CloudEvents. */
+    it_msgs_t got = it_consume_all(cfg, r.alerts, 2, 30000);
+    assert_int_equal(got.n, 2);
+    Ka__V1__AlertEvent *a0 = ka__v1__alert_event__unpack(NULL, got.m[0]->len, got.m[0]->payload);
+    Ka__V1__AlertEvent *a1 = ka__v1__alert_event__unpack(NULL, got.m[1]->len, got.m[1]->payload);
+    assert_non_null(a0);
+    assert_non_null(a1);
+    assert_int_equal(a0->status, KA__V1__ALERT_STATUS__ALERT_STATUS_FIRING);
+    assert_int_equal(a1->status, KA__V1__ALERT_STATUS__ALERT_STATUS_RESOLVED);
+    assert_string_equal(a0->alert_id, a1->alert_id);
+    assert_int_equal(a0->type, KA__V1__ALERT_TYPE__ALERT_TYPE_FUNNEL_HEALTH);
+    assert_string_equal(a0->subject_id, r.teams[0]);
+    assert_true(a1->ends_at_ms >= a1->starts_at_ms && a1->ends_at_ms > 0);
+    char *ce_id = it_header(got.m[1], "ce_id");
+    char want[256];
+    snprintf(want, sizeof want, "%s:resolved", a1->alert_id);
+    assert_string_equal(ce_id, want);
+    free(ce_id);
+    ka__v1__alert_event__free_unpacked(a0, NULL);
+    ka__v1__alert_event__free_unpacked(a1, NULL);
+    it_free_msgs(&got);
+    free_run(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -592,6 +701,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mixed_stream_matches_model_and_recomputed_funnel),
         cmocka_unit_test(sigkill_mid_stream_ends_in_the_same_state),
+        cmocka_unit_test(health_alert_fires_and_resolves_once_per_episode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

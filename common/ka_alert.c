@@ -1,0 +1,163 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ka/v1/alert.pb-c.h"
+#include "ka_alert.h"
+#include "ka_buf.h"
+#include "ka_hash.h"
+
+void ka_alert_fingerprint(char out[KA_FINGERPRINT_LEN], const char *type,
+                          const char *const *labels, size_t nlabels)
+{
+    ka_buf_t b = KA_BUF_INIT;
+    char hex[KA_HASH_HEX_LEN];
+    for (size_t i = 0; i < nlabels; i++)
+        ka_buf_append(&b, labels[i], strlen(labels[i]) + 1); /* keep the NUL: a|bc != ab|c */
+    ka_hash128_hex(b.data ? b.data : "", b.len, hex);
+    snprintf(out, KA_FINGERPRINT_LEN, "%.40s/%s", type, hex);
+    ka_buf_free(&b);
+}
+
+ka_err_t ka_alert_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
+{
+    ka_err_t rc = ka_pg_prepare(
+        pg, "ka_alert_state",
+        "INSERT INTO alert_state (fingerprint, alert_id, type, severity, status, subject_kind, "
+        "subject_id, summary, details, starts_at, ends_at, cause_event_ids, last_transition_at, "
+        "last_sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, "
+        "to_timestamp($10::bigint / 1000.0), to_timestamp($11::bigint / 1000.0), $12::text[], "
+        "to_timestamp($13::bigint / 1000.0), now()) "
+        "ON CONFLICT (fingerprint) DO UPDATE SET alert_id = EXCLUDED.alert_id, "
+        "severity = EXCLUDED.severity, status = EXCLUDED.status, summary = EXCLUDED.summary, "
+        "details = EXCLUDED.details, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, "
+        "cause_event_ids = EXCLUDED.cause_event_ids, "
+        "last_transition_at = EXCLUDED.last_transition_at, last_sent_at = now(), "
+        "updated_at = now()",
+        errstr, errlen);
+    if (rc != KA_OK)
+        return rc;
+    return ka_pg_prepare(
+        pg, "ka_alert_history",
+        "INSERT INTO alert_history (fingerprint, alert_id, transition, type, severity, summary, "
+        "details, starts_at, ends_at, cause_event_ids, event_id, occurred_at) VALUES ($1, $2, $3, "
+        "$4, $5, $6, $7::jsonb, to_timestamp($8::bigint / 1000.0), "
+        "to_timestamp($9::bigint / 1000.0), $10::text[], $11, to_timestamp($12::bigint / 1000.0)) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        errstr, errlen);
+}
+
+static int subject_kind_proto(const char *kind)
+{
+    if (strcmp(kind, "node") == 0)
+        return KA__V1__SUBJECT_KIND__SUBJECT_KIND_NODE;
+    if (strcmp(kind, "account") == 0)
+        return KA__V1__SUBJECT_KIND__SUBJECT_KIND_ACCOUNT;
+    if (strcmp(kind, "opportunity") == 0)
+        return KA__V1__SUBJECT_KIND__SUBJECT_KIND_OPPORTUNITY;
+    return KA__V1__SUBJECT_KIND__SUBJECT_KIND_DISTRIBUTOR;
+}
+
+static int severity_proto(const char *severity)
+{
+    if (strcmp(severity, "critical") == 0)
+        return KA__V1__SEVERITY__SEVERITY_CRITICAL;
+    if (strcmp(severity, "warning") == 0)
+        return KA__V1__SEVERITY__SEVERITY_WARNING;
+    return KA__V1__SEVERITY__SEVERITY_INFO;
+}
+
+ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char *errstr,
+                             size_t errlen)
+{
+    char alert_id[160], ce_id[192], starts[24], ends[24], at[24];
+    ka_buf_t causes = KA_BUF_INIT;
+    json_t *details = json_object();
+    Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
+    Ka__V1__AlertEvent ev = KA__V1__ALERT_EVENT__INIT;
+    Ka__V1__AlertEvent__DetailsEntry *entries = ka_calloc(a->ndetails + 1, sizeof *entries);
+    Ka__V1__AlertEvent__DetailsEntry **entry_ptrs = ka_calloc(a->ndetails + 1, sizeof *entry_ptrs);
+    uint8_t *payload = NULL;
+    char *djson = NULL;
+    ka_err_t rc;
+
+    snprintf(alert_id, sizeof alert_id, "%s@%lld", a->fingerprint, (long long)a->starts_at_ms);
+    snprintf(ce_id, sizeof ce_id, "%s:%s", alert_id, firing ? "firing" : "resolved");
+    snprintf(starts, sizeof starts, "%lld", (long long)a->starts_at_ms);
+    snprintf(ends, sizeof ends, "%lld", (long long)a->at_ms);
+    snprintf(at, sizeof at, "%lld", (long long)a->at_ms);
+    for (size_t i = 0; i < a->ndetails; i++) {
+        json_object_set_new(details, a->detail_keys[i], json_string(a->detail_values[i]));
+        Ka__V1__AlertEvent__DetailsEntry init = KA__V1__ALERT_EVENT__DETAILS_ENTRY__INIT;
+        entries[i] = init;
+        entries[i].key = (char *)a->detail_keys[i];
+        entries[i].value = (char *)a->detail_values[i];
+        entry_ptrs[i] = &entries[i];
+    }
+    djson = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
+    ka_buf_array_begin(&causes);
+    for (size_t i = 0; i < a->ncauses; i++)
+        ka_buf_array_add(&causes, a->causes[i]);
+    ka_buf_array_end(&causes);
+
+    ka_pg_param_t state[13] = {
+        {a->fingerprint, 0, 0}, {alert_id, 0, 0},        {a->type, 0, 0},
+        {a->severity, 0, 0},    {firing ? "firing" : "resolved", 0, 0},
+        {a->subject_kind, 0, 0}, {a->subject_id, 0, 0},   {a->summary, 0, 0},
+        {djson ? djson : "{}", 0, 0}, {starts, 0, 0},     {firing ? NULL : ends, 0, 0},
+        {ka_buf_str(&causes), 0, 0}, {at, 0, 0},
+    };
+    ka_pg_param_t hist[12] = {
+        {a->fingerprint, 0, 0}, {alert_id, 0, 0}, {firing ? "firing" : "resolved", 0, 0},
+        {a->type, 0, 0},        {a->severity, 0, 0}, {a->summary, 0, 0},
+        {djson ? djson : "{}", 0, 0}, {starts, 0, 0}, {firing ? NULL : ends, 0, 0},
+        {ka_buf_str(&causes), 0, 0}, {ce_id, 0, 0}, {at, 0, 0},
+    };
+    ka_pg_t *pg = ka_tx_pg(tx);
+    if ((rc = ka_pg_pipe_push(pg, "ka_alert_state", 13, state, NULL, NULL, errstr, errlen)) ||
+        (rc = ka_pg_pipe_push(pg, "ka_alert_history", 12, hist, NULL, NULL, errstr, errlen)))
+        goto out;
+
+    header.event_id = ce_id;
+    header.occurred_at_ms = a->at_ms;
+    header.producer = "ka";
+    ev.header = &header;
+    ev.alert_id = alert_id;
+    ev.fingerprint = (char *)a->fingerprint;
+    ev.type = a->proto_type;
+    ev.severity = severity_proto(a->severity);
+    ev.status = firing ? KA__V1__ALERT_STATUS__ALERT_STATUS_FIRING
+                       : KA__V1__ALERT_STATUS__ALERT_STATUS_RESOLVED;
+    ev.subject_kind = subject_kind_proto(a->subject_kind);
+    ev.subject_id = (char *)a->subject_id;
+    ev.summary = (char *)a->summary;
+    ev.n_details = a->ndetails;
+    ev.details = entry_ptrs;
+    ev.starts_at_ms = a->starts_at_ms;
+    ev.ends_at_ms = firing ? 0 : a->at_ms;
+    ev.n_cause_event_ids = a->ncauses;
+    ev.cause_event_ids = (char **)a->causes;
+    size_t len = ka__v1__alert_event__get_packed_size(&ev);
+    payload = ka_malloc(len + 1);
+    ka__v1__alert_event__pack(&ev, payload);
+    ka_outbox_row_t row = {
+        .event_id = ce_id,
+        .topic = ka_config_str(ka_tx_config(tx), "KA_TOPIC_ALERT"),
+        .key = a->fingerprint,
+        .key_len = strlen(a->fingerprint),
+        .ce_type = "ka.v1.AlertEvent",
+        .ce_time_ms = a->at_ms,
+        .payload = payload,
+        .len = len,
+    };
+    rc = ka_tx_emit(tx, &row, errstr, errlen);
+out:
+    free(payload);
+    free(djson);
+    json_decref(details);
+    free(entries);
+    free(entry_ptrs);
+    ka_buf_free(&causes);
+    return rc;
+}
