@@ -45,6 +45,8 @@ static const key_def_t keys[] = {
      "funnel health: ratio to baseline under which a stage is in warning (basis points)"},
     {"KA_HEALTH_HYSTERESIS_BP", KEY_INT, "500", 0, 5000, NULL,
      "funnel health: how far above the warning line a ratio must recover to resolve"},
+    {"KA_SCAN_INTERVAL_MS", KEY_INT, "60000", 100, 86400000, NULL,
+     "how often periodic scans run (stalled opportunities, overdue visits)"},
     {"KA_LOG_LEVEL", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe level logged"},
     {"KA_CE_SOURCE", KEY_STR, NULL, 0, 0, NULL,
      "CloudEvents source of published events (default: urn:ka:<service>)"},

@@ -24,6 +24,7 @@ struct ka_pg {
     pending_t *pending; /* callbacks of the queued pipeline statements */
     size_t npending, cappending;
     int in_pipeline;
+    int reading; /* inside ka_pg_pipe_run: results are being read */
     char sqlstate[6];
 };
 
@@ -283,6 +284,11 @@ ka_err_t ka_pg_pipe_push(ka_pg_t *pg, const char *stmt, int nparams, const ka_pg
         snprintf(errstr, errlen, "too many parameters (%d > %d)", nparams, MAX_PARAMS);
         return KA_ERR;
     }
+    if (pg->reading) {
+        /* Its result would come after the sync being read: the read would wait forever. */
+        snprintf(errstr, errlen, "cannot queue \"%.60s\" from inside a result callback", stmt);
+        return KA_ERR;
+    }
     if (!send_statement(pg, stmt, nparams, params)) {
         set_err(errstr, errlen, "could not queue statement", PQerrorMessage(pg->conn));
         return PQstatus(pg->conn) == CONNECTION_BAD ? KA_ERR_RETRY : KA_ERR;
@@ -325,6 +331,7 @@ ka_err_t ka_pg_pipe_run(ka_pg_t *pg, char *errstr, size_t errlen)
         set_err(errstr, errlen, "could not send pipeline", PQerrorMessage(pg->conn));
         rc = PQstatus(pg->conn) == CONNECTION_BAD ? KA_ERR_RETRY : KA_ERR;
     }
+    pg->reading = 1;
     for (size_t i = 0; rc != KA_ERR_RETRY && i < pg->npending; i++) {
         read_statement(pg, &pg->pending[i], &rc, errstr, errlen);
         if (PQstatus(pg->conn) == CONNECTION_BAD) {
@@ -333,6 +340,7 @@ ka_err_t ka_pg_pipe_run(ka_pg_t *pg, char *errstr, size_t errlen)
             rc = KA_ERR_RETRY;
         }
     }
+    pg->reading = 0;
     if (rc != KA_ERR_RETRY) {
         PGresult *res = PQgetResult(pg->conn); /* the sync marker */
         PQclear(res);

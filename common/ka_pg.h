@@ -67,7 +67,9 @@ ka_err_t ka_pg_query(ka_pg_t *pg, const char *stmt, int nparams, const ka_pg_par
  * push time, so the caller's buffers may go), then ka_pg_pipe_run sends one
  * sync and reads every result in order, calling each statement's callback.
  * An error aborts the rest of the pipeline on the server; run returns the
- * first error (codes as ka_pg_query) and leaves no transaction open. */
+ * first error (codes as ka_pg_query) and leaves no transaction open.
+ * Callbacks must not queue statements (push fails with KA_ERR): copy what
+ * they need and queue after run returns. */
 ka_err_t ka_pg_pipe_begin(ka_pg_t *pg, char *errstr, size_t errlen);
 ka_err_t ka_pg_pipe_push(ka_pg_t *pg, const char *stmt, int nparams, const ka_pg_param_t *params,
                          ka_pg_rows_fn cb, void *ud, char *errstr, size_t errlen);

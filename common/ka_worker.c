@@ -559,6 +559,30 @@ out:
     return rc;
 }
 
+ka_err_t ka_worker_transaction(ka_worker_t *w,
+                               ka_err_t (*fn)(void *ud, ka_tx_t *tx, char *errstr, size_t errlen),
+                               void *ud, char *errstr, size_t errlen)
+{
+    ka_tx_t tx = {w, 0};
+    ka_err_t rc = ka_pg_pipe_begin(w->pg, errstr, errlen);
+    if (rc != KA_OK)
+        return rc;
+    if ((rc = ka_pg_pipe_push(w->pg, "BEGIN", 0, NULL, NULL, NULL, errstr, errlen)) != KA_OK) {
+        abandon(w);
+        return rc;
+    }
+    rc = fn(ud, &tx, errstr, errlen);
+    if (tx.failed)
+        return rc;
+    if (rc == KA_OK)
+        rc = ka_pg_pipe_push(w->pg, "COMMIT", 0, NULL, NULL, NULL, errstr, errlen);
+    if (rc != KA_OK) {
+        abandon(w);
+        return rc;
+    }
+    return ka_pg_pipe_run(w->pg, errstr, errlen);
+}
+
 /* Redis --------------------------------------------------------------------- */
 
 static void cache_marker(const ka_worker_t *w, char *key, size_t len)
@@ -859,11 +883,11 @@ ka_err_t ka_worker_run(ka_worker_t *w)
     while (!should_stop()) {
         if ((rc = fill_batch(w)) != KA_OK)
             break;
+        if (w->h->tick) /* the handler paces its own periodic work */
+            w->h->tick(w->h->ud, w);
         if (w->nbatch == 0) {
             relay_round(w);
             check_cache(w);
-            if (w->h->tick)
-                w->h->tick(w->h->ud, w);
             continue;
         }
         check_cache(w);

@@ -71,7 +71,8 @@ typedef struct ka_handler {
     /* Writes the whole cache from PostgreSQL (cold start, flushed Redis). */
     ka_err_t (*rebuild_cache)(void *ud, ka_pg_t *pg, ka_redis_t *rds, char *errstr,
                               size_t errlen);
-    /* Periodic work between batches (scans); optional. */
+    /* Called between batches, busy or idle, so periodic work (scans) keeps
+     * its pace; it checks its own clock. Optional. */
     void (*tick)(void *ud, ka_worker_t *w);
 } ka_handler_t;
 
@@ -104,6 +105,15 @@ const ka_worker_stats_t *ka_worker_stats(const ka_worker_t *w);
  * batch). */
 ka_pg_t *ka_worker_pg(ka_worker_t *w);
 const ka_config_t *ka_worker_config(const ka_worker_t *w);
+
+/* Runs fn inside a transaction of the worker's connection, for periodic work
+ * between batches (scans that raise or resolve alerts): BEGIN, fn queues its
+ * statements on ka_tx_pg(tx) (ka_tx_flush for results), COMMIT. Returns fn's
+ * error (the transaction rolled back) or the commit's. The outbox is
+ * published on the loop's next round. */
+ka_err_t ka_worker_transaction(ka_worker_t *w,
+                               ka_err_t (*fn)(void *ud, ka_tx_t *tx, char *errstr, size_t errlen),
+                               void *ud, char *errstr, size_t errlen);
 
 /* Inside handler.apply ------------------------------------------------------ */
 

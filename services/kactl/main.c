@@ -15,6 +15,10 @@ static const struct command {
 } commands[] = {
     {"migrate", kactl_migrate, "apply the numbered SQL migrations to the database"},
     {"config", cmd_config, "print every configuration variable, its default and meaning"},
+    {"funnel", kactl_funnel, "show a node's funnel as a bar chart with each stage's health"},
+    {"alerts", kactl_alerts, "list the alerts firing now (--all: resolved ones too)"},
+    {"baseline-from-funnel", kactl_baseline_from_funnel,
+     "make today's funnel the baseline of every node and stage"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -23,7 +27,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: kactl [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-21s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n`kactl COMMAND --help` describes a command. Configuration comes from KA_* "
                  "environment variables,\noverridden by a KEY=VALUE file given with --config or "
                  "KA_CONFIG_FILE (see `kactl config`).\n");

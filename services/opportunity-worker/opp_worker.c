@@ -17,6 +17,7 @@
 #include "ka_log.h"
 #include "opp_decode.h"
 #include "opp_health.h"
+#include "opp_stalled.h"
 #include "opp_worker.h"
 
 #define REFERENCE_MAX_AGE_MS 10000
@@ -113,6 +114,7 @@ struct opp_ctx {
     health_in_t *health;
     size_t nhealth;
     int warning_bp, hysteresis_bp;
+    int64_t scan_interval_ms, next_scan_ms;
     int64_t batch_at_ms;       /* latest applied event time: alert times derive from it */
     const char *causes[10];    /* a sample of the batch's applied event ids */
     size_t ncauses;
@@ -1435,7 +1437,8 @@ static const char *statements[][2] = {
 static ka_err_t opp_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen)
 {
     (void)ud;
-    if (ka_alert_prepare(pg, errstr, errlen) != KA_OK)
+    if (ka_alert_prepare(pg, errstr, errlen) != KA_OK ||
+        opp_stalled_prepare(pg, errstr, errlen) != KA_OK)
         return KA_ERR;
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
         ka_err_t rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen);
@@ -1445,12 +1448,29 @@ static ka_err_t opp_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen)
     return KA_OK;
 }
 
+static void opp_tick(void *ud, ka_worker_t *w)
+{
+    opp_ctx_t *ctx = ud;
+    char err[KA_ERRSTR_SIZE];
+    int fired = 0, resolved = 0;
+    int64_t now = mono_ms();
+    if (now < ctx->next_scan_ms)
+        return;
+    ctx->next_scan_ms = now + ctx->scan_interval_ms;
+    if (opp_stalled_scan(w, &fired, &resolved, err, sizeof err) != KA_OK)
+        ka_log(KA_LOG_WARN, "stalled-opportunity scan failed", "{s:s}", "error", err);
+    else if (fired || resolved)
+        ka_log(KA_LOG_INFO, "stalled-opportunity scan", "{s:i,s:i}", "fired", fired,
+               "resolved", resolved);
+}
+
 opp_ctx_t *opp_ctx_new(const ka_config_t *cfg)
 {
     opp_ctx_t *ctx = ka_calloc(1, sizeof *ctx);
     ctx->cfg = cfg;
     ctx->warning_bp = (int)ka_config_int(cfg, "KA_HEALTH_WARNING_BP");
     ctx->hysteresis_bp = (int)ka_config_int(cfg, "KA_HEALTH_HYSTERESIS_BP");
+    ctx->scan_interval_ms = ka_config_int(cfg, "KA_SCAN_INTERVAL_MS");
     copy(ctx->default_def, sizeof ctx->default_def, "default-8");
     return ctx;
 }
@@ -1477,4 +1497,5 @@ void opp_handler_init(ka_handler_t *h, opp_ctx_t *ctx)
     h->apply = opp_apply;
     h->after_commit = opp_after_commit;
     h->rebuild_cache = opp_rebuild;
+    h->tick = opp_tick;
 }

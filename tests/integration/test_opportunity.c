@@ -346,9 +346,12 @@ static void send_bad_events(run_t *r)
     }
 }
 
+static pid_t live_worker; /* killed by the teardown if a test fails early */
+
 static pid_t spawn_worker(const run_t *r)
 {
     pid_t pid = fork();
+    live_worker = pid;
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("KA_TOPIC_OPPORTUNITY", r->topic, 1);
@@ -357,6 +360,7 @@ static pid_t spawn_worker(const run_t *r)
         setenv("KA_CONSUMER_GROUP", r->group, 1);
         setenv("KA_BATCH_MAX_EVENTS", "20", 1);
         setenv("KA_BATCH_MAX_MS", "10", 1);
+        setenv("KA_SCAN_INTERVAL_MS", "200", 1);
         execl(worker_path, worker_path, (char *)NULL);
         _exit(127);
     }
@@ -368,6 +372,7 @@ static void stop_worker(pid_t pid, int sig)
     int status = 0;
     kill(pid, sig);
     waitpid(pid, &status, 0);
+    live_worker = 0;
     if (sig == SIGTERM)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
@@ -673,12 +678,64 @@ static void health_alert_fires_and_resolves_once_per_episode(void **state)
     free_run(&r);
 }
 
+static long long stalled_rows(const char *opp, const char *transition)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM alert_history WHERE type = 'stalled_opportunity' "
+             "AND transition = '%s' AND details->>'opportunity_id' = $1", transition);
+    return it_pg_int(pg, q, opp);
+}
+
+static void stalled_opportunity_alerts_once_and_resolves_when_it_moves(void **state)
+{
+    run_t r;
+    char stuck[64], fresh[64];
+    (void)state;
+    init_run(&r, "s", 9);
+    snprintf(stuck, sizeof stuck, "opp-%s-stuck", r.sfx);
+    snprintf(fresh, sizeof fresh, "opp-%s-fresh", r.sfx);
+    r.clock_ms = ka_now_ms() - 40 * 86400000LL; /* stage 02 allows 30 days */
+    simple_event(&r, stuck, 1, "02");
+    r.clock_ms = ka_now_ms() - 5 * 86400000LL;
+    simple_event(&r, fresh, 1, "02");
+    pid_t pid = spawn_worker(&r);
+    wait_consumed(&r);
+    for (int i = 0; i < 100 && stalled_rows(stuck, "firing") == 0; i++)
+        usleep(100 * 1000);
+    usleep(1000 * 1000); /* several more scans */
+    assert_int_equal(stalled_rows(stuck, "firing"), 1);
+    assert_int_equal(stalled_rows(fresh, "firing"), 0);
+
+    r.clock_ms = ka_now_ms() - 86400000LL; /* it moves on: resolved */
+    simple_event(&r, stuck, 0, "03");
+    wait_consumed(&r);
+    for (int i = 0; i < 100 && stalled_rows(stuck, "resolved") == 0; i++)
+        usleep(100 * 1000);
+    usleep(1000 * 1000);
+    stop_worker(pid, SIGTERM);
+    assert_int_equal(stalled_rows(stuck, "firing"), 1);
+    assert_int_equal(stalled_rows(stuck, "resolved"), 1);
+    free_run(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
     cfg = it_config("it-opportunity");
     pg = it_pg(cfg);
     kp = it_producer(cfg);
+    return 0;
+}
+
+static int kill_leftover_worker(void **state)
+{
+    (void)state;
+    if (live_worker > 0) {
+        kill(live_worker, SIGKILL);
+        waitpid(live_worker, NULL, 0);
+        live_worker = 0;
+    }
     return 0;
 }
 
@@ -699,9 +756,13 @@ int main(int argc, char **argv)
     }
     worker_path = argv[1];
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mixed_stream_matches_model_and_recomputed_funnel),
-        cmocka_unit_test(sigkill_mid_stream_ends_in_the_same_state),
-        cmocka_unit_test(health_alert_fires_and_resolves_once_per_episode),
+        cmocka_unit_test_teardown(mixed_stream_matches_model_and_recomputed_funnel,
+                                  kill_leftover_worker),
+        cmocka_unit_test_teardown(sigkill_mid_stream_ends_in_the_same_state, kill_leftover_worker),
+        cmocka_unit_test_teardown(health_alert_fires_and_resolves_once_per_episode,
+                                  kill_leftover_worker),
+        cmocka_unit_test_teardown(stalled_opportunity_alerts_once_and_resolves_when_it_moves,
+                                  kill_leftover_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
