@@ -19,8 +19,9 @@ int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
             printf("usage: kactl baseline-from-funnel [--days N]\n\n"
-                   "Sets, for every org node and stage, an explicit baseline equal to the\n"
-                   "current open count and amount, valid from today for N days (default 90).\n");
+                   "Sets, for every org node above the reps and every stage with at least\n"
+                   "5 open opportunities, an explicit baseline equal to the current open count\n"
+                   "and amount, valid from today for N days (default 90).\n");
             return 0;
         } else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
             int n = 0;
@@ -52,7 +53,10 @@ int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv)
             "current_date, current_date + $1::int FROM funnel_state f "
             "JOIN org_node n ON n.id = f.node_id "
             "CROSS JOIN (VALUES ('count'), ('amount')) AS m(metric) "
-            "WHERE f.open_count > 0 "
+            /* A rep's handful of deals moves too much for a ratio to mean
+             * anything; baselines start at team level, on stages with a few
+             * deals at least. */
+            "WHERE n.kind <> 'rep' AND f.open_count >= 5 "
             "ON CONFLICT (node_id, definition_id, stage_code, metric, source, valid_from) "
             "DO UPDATE SET value = EXCLUDED.value, valid_to = EXCLUDED.valid_to, updated_at = now() "
             "RETURNING 1) SELECT count(*) FROM rows",

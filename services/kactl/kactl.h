@@ -8,6 +8,7 @@
 typedef int (*kactl_cmd_fn)(const ka_config_t *cfg, int argc, char **argv);
 
 int kactl_migrate(const ka_config_t *cfg, int argc, char **argv);
+int kactl_load(const ka_config_t *cfg, int argc, char **argv);
 int kactl_funnel(const ka_config_t *cfg, int argc, char **argv);
 int kactl_alerts(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv);

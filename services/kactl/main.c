@@ -14,6 +14,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"migrate", kactl_migrate, "apply the numbered SQL migrations to the database"},
+    {"load", kactl_load, "load reference data (org tree, users, quotas, ...) from CSV"},
     {"config", cmd_config, "print every configuration variable, its default and meaning"},
     {"funnel", kactl_funnel, "show a node's funnel as a bar chart with each stage's health"},
     {"alerts", kactl_alerts, "list the alerts firing now (--all: resolved ones too)"},

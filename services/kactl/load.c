@@ -1,0 +1,384 @@
+/* kactl load KIND FILE.csv: reference data into PostgreSQL (DOMAIN.md
+ * section 1). The whole file is checked first and every problem is reported
+ * as FILE:LINE: field NAME: what is wrong; nothing is written unless all rows
+ * are good. A good file is written in one transaction, as one upsert of
+ * array parameters (no round trip per row), so loading a file twice changes
+ * nothing, and running workers are told with NOTIFY. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csvfile.h"
+#include "ka_buf.h"
+#include "ka_pg.h"
+#include "ka_validate.h"
+#include "kactl.h"
+
+#define MAX_COLS 8
+#define MAX_PROBLEMS 20
+
+typedef enum { COL_ID, COL_TEXT, COL_INT, COL_DATE, COL_ENUM } col_type_t;
+
+typedef struct col {
+    const char *name;
+    col_type_t type;
+    int required;
+    const char *choices; /* COL_ENUM: space-separated */
+    const char *cast;    /* SQL type of its array */
+} col_t;
+
+typedef struct kind {
+    const char *name;
+    const char *file; /* in the sample folder */
+    const char *notify;
+    col_t cols[MAX_COLS];
+    const char *upsert; /* $1.. are the columns' arrays, in order */
+    const char *doc;
+} kind_t;
+
+static const kind_t kinds[] = {
+    {"users", "users.csv", "user",
+     {{"id", COL_ID, 1, NULL, "text"},
+      {"display_name", COL_TEXT, 1, NULL, "text"},
+      {"email", COL_TEXT, 0, NULL, "text"}},
+     "INSERT INTO app_user (id, display_name, email) SELECT * FROM unnest($1::text[], "
+     "$2::text[], $3::text[]) ON CONFLICT (id) DO UPDATE SET display_name = "
+     "EXCLUDED.display_name, email = EXCLUDED.email, updated_at = now() "
+     "WHERE (app_user.display_name, app_user.email) IS DISTINCT FROM "
+     "(EXCLUDED.display_name, EXCLUDED.email)",
+     "managers and other users: id,display_name,email"},
+    {"business-units", "business_units.csv", "business_unit",
+     {{"id", COL_ID, 1, NULL, "text"},
+      {"name", COL_TEXT, 1, NULL, "text"},
+      {"definition_id", COL_ID, 1, NULL, "text"}},
+     "INSERT INTO business_unit (id, name, definition_id) SELECT * FROM unnest($1::text[], "
+     "$2::text[], $3::text[]) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+     "definition_id = EXCLUDED.definition_id, updated_at = now() "
+     "WHERE (business_unit.name, business_unit.definition_id) IS DISTINCT FROM "
+     "(EXCLUDED.name, EXCLUDED.definition_id)",
+     "business units and their funnel: id,name,definition_id (default-8, project-6, ...)"},
+    {"org", "org.csv", "org",
+     {{"id", COL_ID, 1, NULL, "text"},
+      {"parent_id", COL_ID, 0, NULL, "text"},
+      {"kind", COL_ENUM, 1, "company division region team rep", "text"},
+      {"name", COL_TEXT, 1, NULL, "text"},
+      {"manager_user_id", COL_ID, 0, NULL, "text"},
+      {"business_unit_id", COL_ID, 0, NULL, "text"}},
+     "INSERT INTO org_node (id, parent_id, kind, name, manager_user_id, business_unit_id) "
+     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+     "$6::text[]) ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, "
+     "kind = EXCLUDED.kind, name = EXCLUDED.name, manager_user_id = EXCLUDED.manager_user_id, "
+     "business_unit_id = EXCLUDED.business_unit_id, updated_at = now() "
+     "WHERE (org_node.parent_id, org_node.kind, org_node.name, org_node.manager_user_id, "
+     "org_node.business_unit_id) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.kind, "
+     "EXCLUDED.name, EXCLUDED.manager_user_id, EXCLUDED.business_unit_id)",
+     "the org tree: id,parent_id,kind (company|division|region|team|rep),name,"
+     "manager_user_id,business_unit_id (divisions only); rows in any order"},
+    {"products", "products.csv", "product",
+     {{"sku", COL_ID, 1, NULL, "text"},
+      {"name", COL_TEXT, 1, NULL, "text"},
+      {"unit", COL_TEXT, 1, NULL, "text"}},
+     "INSERT INTO product (sku, name, unit) SELECT * FROM unnest($1::text[], $2::text[], "
+     "$3::text[]) ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, unit = EXCLUDED.unit, "
+     "updated_at = now() WHERE (product.name, product.unit) IS DISTINCT FROM "
+     "(EXCLUDED.name, EXCLUDED.unit)",
+     "products: sku,name,unit"},
+    {"quotas", "quotas.csv", "quota",
+     {{"node_id", COL_ID, 1, NULL, "text"},
+      {"period_kind", COL_ENUM, 1, "month quarter", "text"},
+      {"period_start", COL_DATE, 1, NULL, "date"},
+      {"amount_minor", COL_INT, 1, NULL, "bigint"}},
+     "INSERT INTO quota (node_id, period_kind, period_start, amount_minor) SELECT * FROM "
+     "unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) ON CONFLICT (node_id, "
+     "period_kind, period_start) DO UPDATE SET amount_minor = EXCLUDED.amount_minor, "
+     "updated_at = now() WHERE quota.amount_minor <> EXCLUDED.amount_minor",
+     "quotas: node_id,period_kind (month|quarter),period_start (first day),amount_minor"},
+    {"baselines", "baselines.csv", "baseline",
+     {{"node_id", COL_ID, 1, NULL, "text"},
+      {"definition_id", COL_ID, 1, NULL, "text"},
+      {"stage_code", COL_ID, 1, NULL, "text"},
+      {"metric", COL_ENUM, 1, "count amount", "text"},
+      {"value", COL_INT, 1, NULL, "bigint"},
+      {"valid_from", COL_DATE, 1, NULL, "date"},
+      {"valid_to", COL_DATE, 1, NULL, "date"}},
+     "INSERT INTO funnel_baseline (node_id, definition_id, stage_code, metric, value, source, "
+     "valid_from, valid_to) SELECT b.n, b.d, b.s, b.m, b.v, 'explicit', b.f, b.t FROM "
+     "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::date[], "
+     "$7::date[]) AS b(n, d, s, m, v, f, t) ON CONFLICT (node_id, definition_id, stage_code, "
+     "metric, source, valid_from) DO UPDATE SET value = EXCLUDED.value, "
+     "valid_to = EXCLUDED.valid_to, updated_at = now() WHERE (funnel_baseline.value, "
+     "funnel_baseline.valid_to) IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.valid_to)",
+     "explicit funnel baselines: node_id,definition_id,stage_code,metric (count|amount),"
+     "value,valid_from,valid_to (exclusive)"},
+};
+
+#define NKINDS (sizeof kinds / sizeof kinds[0])
+
+typedef struct problems {
+    int n;
+    const char *path;
+} problems_t;
+
+static void problem(problems_t *p, int line, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void problem(problems_t *p, int line, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (p->n++ >= MAX_PROBLEMS)
+        return;
+    if (field)
+        fprintf(stderr, "%s:%d: field %s: ", p->path, line, field);
+    else
+        fprintf(stderr, "%s:%d: ", p->path, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int has_choice(const char *choices, const char *v)
+{
+    size_t len = strlen(v);
+    for (const char *c = choices; *c;) {
+        const char *sp = strchr(c, ' ');
+        size_t n = sp ? (size_t)(sp - c) : strlen(c);
+        if (n == len && strncmp(c, v, n) == 0)
+            return 1;
+        c += n + (sp ? 1 : 0);
+    }
+    return 0;
+}
+
+static void check_value(problems_t *p, int line, const col_t *c, const char *v)
+{
+    ka_reject_t rej;
+    if (!*v) {
+        if (c->required)
+            problem(p, line, c->name, "is empty (it is required)");
+        return;
+    }
+    switch (c->type) {
+    case COL_ID:
+        if (ka_check_id(&rej, c->name, v, KA_MAX_ID_LEN) != KA_OK)
+            problem(p, line, c->name, "%s", rej.detail);
+        break;
+    case COL_TEXT:
+        if (ka_check_text(&rej, c->name, v, 500) != KA_OK)
+            problem(p, line, c->name, "%s", rej.detail);
+        break;
+    case COL_INT: {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 0 || n > KA_MAX_AMOUNT_MINOR)
+            problem(p, line, c->name, "\"%s\" is not a whole number from 0 to %lld", v,
+                    KA_MAX_AMOUNT_MINOR);
+        break;
+    }
+    case COL_DATE: {
+        int y, m, d, used = 0;
+        if (strlen(v) != 10 || sscanf(v, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 ||
+            m < 1 || m > 12 || d < 1 || d > 31)
+            problem(p, line, c->name, "\"%s\" is not a YYYY-MM-DD date", v);
+        break;
+    }
+    case COL_ENUM:
+        if (!has_choice(c->choices, v))
+            problem(p, line, c->name, "\"%s\" is not one of: %s", v, c->choices);
+        break;
+    }
+}
+
+static int org_rank(const char *kind)
+{
+    static const char *order[] = {"company", "division", "region", "team", "rep"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(order[i], kind) == 0)
+            return i;
+    return 5;
+}
+
+static int count_rows(void *ud, const ka_pgres_t *res)
+{
+    *(long long *)ud = ka_pgres_rows(res) ? ka_pgres_int(res, 0, 0, 0) : 0;
+    return 0;
+}
+
+/* Loads one file of one kind; returns the exit code. */
+static int load_file(const ka_config_t *cfg, const kind_t *k, const char *path)
+{
+    char err[KA_ERRSTR_SIZE];
+    csvfile_t f;
+    problems_t probs = {0, path};
+    int map[MAX_COLS], ncols = 0, rc = 1;
+    ka_buf_t arrays[MAX_COLS];
+    int *order = NULL;
+    ka_pg_t *pg = NULL;
+
+    if (csvfile_read(path, &f, err, sizeof err) != 0) {
+        fprintf(stderr, "kactl load %s: %s\n", k->name, err);
+        return 1;
+    }
+    while (ncols < MAX_COLS && k->cols[ncols].name)
+        ncols++;
+    if (f.n == 0) {
+        fprintf(stderr, "%s:1: the file is empty; expected a header line: ", path);
+        for (int c = 0; c < ncols; c++)
+            fprintf(stderr, "%s%s", c ? "," : "", k->cols[c].name);
+        fputc('\n', stderr);
+        csvfile_free(&f);
+        return 1;
+    }
+    /* Columns by name, in any order. */
+    for (int c = 0; c < ncols; c++)
+        map[c] = -1;
+    for (int h = 0; h < f.records[0].n; h++) {
+        const char *name = f.records[0].fields[h];
+        int found = 0;
+        for (int c = 0; c < ncols; c++) {
+            if (strcmp(k->cols[c].name, name) == 0) {
+                map[c] = h;
+                found = 1;
+            }
+        }
+        if (!found)
+            problem(&probs, f.records[0].line, name, "is not a column of %s (columns: see "
+                    "kactl load %s --help)", k->name, k->name);
+    }
+    for (int c = 0; c < ncols; c++)
+        if (map[c] < 0 && k->cols[c].required)
+            problem(&probs, f.records[0].line, k->cols[c].name, "column is missing from the "
+                    "header");
+    for (int r = 1; probs.n == 0 && r < f.n; r++) {
+        csv_record_t *rec = &f.records[r];
+        if (rec->n != f.records[0].n)
+            problem(&probs, rec->line, NULL, "has %d fields, the header has %d", rec->n,
+                    f.records[0].n);
+        for (int c = 0; c < ncols && rec->n == f.records[0].n; c++)
+            check_value(&probs, rec->line, &k->cols[c], map[c] >= 0 ? rec->fields[map[c]] : "");
+    }
+    if (probs.n) {
+        if (probs.n > MAX_PROBLEMS)
+            fprintf(stderr, "%s: and %d more problems\n", path, probs.n - MAX_PROBLEMS);
+        fprintf(stderr, "kactl load %s: nothing was written; fix the file and load it again\n",
+                k->name);
+        csvfile_free(&f);
+        return 1;
+    }
+    /* The org tree goes in parents first, whatever the file's order. */
+    int nrows = f.n - 1;
+    order = ka_calloc((size_t)nrows + 1, sizeof *order);
+    for (int i = 0; i < nrows; i++)
+        order[i] = i + 1;
+    if (strcmp(k->name, "org") == 0) {
+        for (int i = 1; i < nrows; i++) { /* insertion sort: stable, small files */
+            int v = order[i], j = i - 1;
+            int rv = org_rank(f.records[v].fields[map[2]]);
+            while (j >= 0 && org_rank(f.records[order[j]].fields[map[2]]) > rv) {
+                order[j + 1] = order[j];
+                j--;
+            }
+            order[j + 1] = v;
+        }
+    }
+    ka_pg_param_t params[MAX_COLS];
+    for (int c = 0; c < ncols; c++) {
+        memset(&arrays[c], 0, sizeof arrays[c]);
+        ka_buf_array_begin(&arrays[c]);
+        for (int i = 0; i < nrows; i++) {
+            const char *v = map[c] >= 0 ? f.records[order[i]].fields[map[c]] : "";
+            ka_buf_array_add(&arrays[c], *v ? v : NULL);
+        }
+        ka_buf_array_end(&arrays[c]);
+        params[c] = (ka_pg_param_t){ka_buf_str(&arrays[c]), 0, 0};
+    }
+    pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), err, sizeof err);
+    if (!pg) {
+        fprintf(stderr, "kactl load %s: %s\n", k->name, err);
+        goto out;
+    }
+    ka_buf_t sql = KA_BUF_INIT;
+    ka_buf_printf(&sql, "WITH changed AS (%s RETURNING 1) SELECT count(*) FROM changed", k->upsert);
+    long long changed = 0;
+    ka_pg_param_t note = {k->notify, 0, 0};
+    if (ka_pg_exec(pg, "BEGIN", err, sizeof err) != KA_OK ||
+        ka_pg_query(pg, ka_buf_str(&sql), ncols, params, count_rows, &changed, err,
+                    sizeof err) != KA_OK ||
+        ka_pg_query(pg, "SELECT ka_notify_reference_changed($1)", 1, &note, NULL, NULL, err,
+                    sizeof err) != KA_OK ||
+        ka_pg_exec(pg, "COMMIT", err, sizeof err) != KA_OK) {
+        ka_pg_rollback(pg);
+        fprintf(stderr, "kactl load %s: %s: nothing was written: %s\n", k->name, path, err);
+    } else {
+        printf("%-15s %6d rows, %lld new or changed (%s)\n", k->name, nrows, changed, path);
+        rc = 0;
+    }
+    ka_buf_free(&sql);
+out:
+    for (int c = 0; c < ncols; c++)
+        ka_buf_free(&arrays[c]);
+    free(order);
+    ka_pg_free(pg);
+    csvfile_free(&f);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: kactl load KIND FILE.csv\n       kactl load sample [--dir DIR]\n\n"
+                 "Loads reference data; the first line of a file names its columns (any order).\n"
+                 "Every problem is reported as FILE:LINE: field NAME: ...; nothing is written\n"
+                 "unless the whole file is good. Loading a file twice changes nothing.\n\n"
+                 "kinds:\n");
+    for (size_t i = 0; i < NKINDS; i++)
+        fprintf(out, "  %-15s %s\n", kinds[i].name, kinds[i].doc);
+    fprintf(out, "  %-15s the shipped sample company, all kinds in order (default DIR: %s)\n",
+            "sample", KA_SAMPLE_DIR);
+}
+
+int kactl_load(const ka_config_t *cfg, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "sample") == 0) {
+        const char *dir = KA_SAMPLE_DIR;
+        if (argc == 4 && strcmp(argv[2], "--dir") == 0)
+            dir = argv[3];
+        else if (argc != 2) {
+            fprintf(stderr, "kactl load sample: takes only [--dir DIR]\n");
+            return 2;
+        }
+        for (size_t i = 0; i < NKINDS; i++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dir, kinds[i].file);
+            FILE *probe = fopen(path, "r");
+            if (!probe)
+                continue; /* a sample may leave a kind out */
+            fclose(probe);
+            int rc = load_file(cfg, &kinds[i], path);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < NKINDS; i++) {
+        if (strcmp(kinds[i].name, argv[1]) != 0)
+            continue;
+        if (argc == 3 && strcmp(argv[2], "--help") == 0) {
+            printf("usage: kactl load %s FILE.csv\n\ncolumns: %s\n", kinds[i].name, kinds[i].doc);
+            return 0;
+        }
+        if (argc != 3) {
+            fprintf(stderr, "kactl load %s: expects one file, e.g. kactl load %s %s\n",
+                    kinds[i].name, kinds[i].name, kinds[i].file);
+            return 2;
+        }
+        return load_file(cfg, &kinds[i], argv[2]);
+    }
+    fprintf(stderr, "kactl load: unknown kind \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
