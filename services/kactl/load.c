@@ -250,7 +250,8 @@ static int load_file(const ka_config_t *cfg, const kind_t *k, const char *path)
         if (map[c] < 0 && k->cols[c].required)
             problem(&probs, f.records[0].line, k->cols[c].name, "column is missing from the "
                     "header");
-    for (int r = 1; probs.n == 0 && r < f.n; r++) {
+    int header_ok = probs.n == 0; /* rows are only checked against a good header */
+    for (int r = 1; header_ok && r < f.n; r++) {
         csv_record_t *rec = &f.records[r];
         if (rec->n != f.records[0].n)
             problem(&probs, rec->line, NULL, "has %d fields, the header has %d", rec->n,
