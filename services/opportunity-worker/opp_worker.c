@@ -339,6 +339,7 @@ static int read_opps(void *ud, const ka_pgres_t *res)
         o->prob_bp = (int)ka_pgres_int(res, i, 7, 0);
         copy(o->close_date, sizeof o->close_date, val(res, i, 8));
         copy(o->sales_mode, sizeof o->sales_mode, val(res, i, 9));
+        free(o->competitors);
         o->competitors = ka_strdup(ka_pgres_value(res, i, 10) ? val(res, i, 10) : "{}");
         copy(o->relationship, sizeof o->relationship, val(res, i, 11));
         copy(o->impact, sizeof o->impact, val(res, i, 12));

@@ -376,9 +376,12 @@ static void stop_worker(pid_t pid, int sig)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static run_t *current_run;
+
 static void init_run(run_t *r, const char *tag, uint64_t seed)
 {
     memset(r, 0, sizeof *r);
+    current_run = r;
     char err[KA_ERRSTR_SIZE];
     snprintf(r->sfx, sizeof r->sfx, "%s%s", tag, it_suffix());
     snprintf(r->topic, sizeof r->topic, "it.opp.%s", r->sfx);
@@ -404,6 +407,11 @@ static void free_run(run_t *r)
     free(r->sent);
     free(r->sent_len);
     free(r->sent_key);
+    r->sent = NULL;
+    r->sent_len = NULL;
+    r->sent_key = NULL;
+    r->nsent = 0;
+    current_run = NULL;
 }
 
 static void wait_consumed(const run_t *r)
@@ -511,7 +519,7 @@ static void check_rejections(const run_t *r)
 
 static void mixed_stream_matches_model_and_recomputed_funnel(void **state)
 {
-    run_t r;
+    static run_t r; /* static: the teardown frees it when an assertion ends the test */
     (void)state;
     init_run(&r, "a", 42);
     create_all(&r);
@@ -542,7 +550,7 @@ static void mixed_stream_matches_model_and_recomputed_funnel(void **state)
 
 static void sigkill_mid_stream_ends_in_the_same_state(void **state)
 {
-    run_t r;
+    static run_t r; /* static: the teardown frees it when an assertion ends the test */
     (void)state;
     init_run(&r, "k", 42); /* the same stream as the uninterrupted run */
     create_all(&r);
@@ -621,7 +629,7 @@ static long long alert_rows(const run_t *r, const char *transition)
 
 static void health_alert_fires_and_resolves_once_per_episode(void **state)
 {
-    run_t r;
+    static run_t r; /* static: the teardown frees it when an assertion ends the test */
     char ids[10][64];
     (void)state;
     init_run(&r, "h", 7);
@@ -688,7 +696,7 @@ static long long stalled_rows(const char *opp, const char *transition)
 
 static void stalled_opportunity_alerts_once_and_resolves_when_it_moves(void **state)
 {
-    run_t r;
+    static run_t r; /* static: the teardown frees it when an assertion ends the test */
     char stuck[64], fresh[64];
     (void)state;
     init_run(&r, "s", 9);
@@ -735,6 +743,8 @@ static int kill_leftover_worker(void **state)
         waitpid(live_worker, NULL, 0);
         live_worker = 0;
     }
+    if (current_run)
+        free_run(current_run);
     return 0;
 }
 
