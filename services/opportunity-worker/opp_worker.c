@@ -65,6 +65,7 @@ typedef struct opp {
     int64_t assessed_ms;
     int64_t version, last_event_ms;
     char last_event_id[KA_MAX_ID_LEN + 1];
+    int64_t unauthorized_since; /* a firing unauthorized-owner-change alert; 0: none */
     int lines_replaced;
     line_t *lines;
     size_t nlines;
@@ -427,6 +428,17 @@ static int read_health_inputs(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
+static int read_unauthorized(void *ud, const ka_pgres_t *res)
+{
+    opp_ctx_t *ctx = ud;
+    for (int i = 0; i < ka_pgres_rows(res); i++) {
+        opp_t *o = find_opp(ctx, val(res, i, 0));
+        if (o)
+            o->unauthorized_since = ka_pgres_int(res, i, 1, 0);
+    }
+    return 0;
+}
+
 static int is_known_account(const opp_ctx_t *ctx, const char *id)
 {
     for (size_t i = 0; i < ctx->nknown; i++)
@@ -597,10 +609,50 @@ static void enter_stage(opp_t *o, const stage_t *st, int64_t t, stage_rows_t *ro
     record_stage(rows, o, had ? from : NULL, from_ms, event_id, t);
 }
 
+/* 只有其上级才能更换: one alert per opportunity while attempts go on; it
+ * resolves when a superior hands the deal over or it closes. */
+static ka_err_t unauthorized_alert(ka_tx_t *tx, opp_t *o, const ka_event_t *ev,
+                                   const char *actor, int firing, int64_t at, char *errstr,
+                                   size_t errlen)
+{
+    char fp[KA_FINGERPRINT_LEN], summary[300];
+    const char *labels[] = {o->id};
+    const char *causes[] = {ev->event_id};
+    ka_alert_fingerprint(fp, "unauthorized_owner_change", labels, 1);
+    if (firing)
+        snprintf(summary, sizeof summary, "%s tried to change the owner of opportunity %s, "
+                 "owned by %s, without being a superior", actor, o->id, o->owner);
+    else
+        snprintf(summary, sizeof summary, "opportunity %s was handed over properly or closed",
+                 o->id);
+    const char *keys[] = {"opportunity_id", "owner_rep_id", "actor_id"};
+    const char *vals[] = {o->id, o->owner, actor};
+    ka_alert_t a = {
+        .type = "unauthorized_owner_change",
+        .proto_type = KA__V1__ALERT_TYPE__ALERT_TYPE_UNAUTHORIZED_OWNER_CHANGE,
+        .severity = "warning",
+        .subject_kind = "opportunity",
+        .subject_id = o->id,
+        .fingerprint = fp,
+        .summary = summary,
+        .detail_keys = keys,
+        .detail_values = vals,
+        .ndetails = 3,
+        .starts_at_ms = firing ? at : o->unauthorized_since,
+        .at_ms = at,
+        .causes = causes,
+        .ncauses = 1,
+    };
+    ka_err_t rc = ka_alert_transition(tx, &a, firing, errstr, errlen);
+    if (rc == KA_OK)
+        o->unauthorized_since = firing ? at : 0;
+    return rc;
+}
+
 /* Applies one event to its opportunity in memory. Returns NULL when applied,
  * a not-applied reason for history ("stale", ...), or rejects the event. */
 static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_rows_t *stages,
-                             confirm_rows_t *confirms)
+                             confirm_rows_t *confirms, ka_err_t *rc, char *errstr, size_t errlen)
 {
     Ka__V1__OpportunityEvent *e = ev->decoded;
     opp_t *o = find_opp(ctx, e->opportunity_id);
@@ -715,8 +767,12 @@ static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_
             add_delta(ctx, o, +1);
             ka_tx_reject(tx, ev, KA_REASON_UNAUTHORIZED, "\"%s\" manages no ancestor of owner "
                          "\"%s\" and may not change the owner", e->actor_id, o->owner);
+            if (!o->unauthorized_since)
+                *rc = unauthorized_alert(tx, o, ev, e->actor_id, 1, t, errstr, errlen);
             return NULL;
         }
+        if (o->unauthorized_since)
+            *rc = unauthorized_alert(tx, o, ev, e->actor_id, 0, t, errstr, errlen);
         copy(o->owner, sizeof o->owner, e->owner_changed->new_owner_rep_id);
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED: {
@@ -750,6 +806,9 @@ static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_
             return "already_closed"; /* won once: an order and a won event both close it */
         }
         enter_stage(o, st, t, stages, ev->event_id);
+        if (o->unauthorized_since)
+            *rc = unauthorized_alert(tx, o, ev, e->actor_id ? e->actor_id : "", 0, t, errstr,
+                                     errlen);
         if (!won) {
             ka_buf_t r = KA_BUF_INIT;
             ka_buf_puts(&r, lost_reason_name(e->lost->reason));
@@ -865,6 +924,10 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
         if ((rc = ka_pg_pipe_push(pg, "opp_managers", 2, p, read_managers, ctx, errstr, errlen)))
             goto out;
     }
+    /* Open unauthorized-owner-change alerts: a closing or a proper hand-over resolves them. */
+    if ((rc = ka_pg_pipe_push(pg, "opp_unauthorized_firing", 1, &p1, read_unauthorized, ctx,
+                              errstr, errlen)))
+        goto out;
     if (any_given) {
         ka_pg_param_t p = {ka_buf_str(&given), 0, 0};
         if ((rc = ka_pg_pipe_push(pg, "opp_known_accounts", 1, &p, read_known_accounts, ctx,
@@ -1209,7 +1272,9 @@ static ka_err_t opp_apply(void *ud, ka_tx_t *tx, ka_event_t *const *events, size
     for (size_t i = 0; i < n; i++) {
         Ka__V1__OpportunityEvent *e = events[i]->decoded;
         size_t before = cr.opp.len;
-        const char *not_applied = apply_one(ctx, tx, events[i], &sr, &cr);
+        const char *not_applied = apply_one(ctx, tx, events[i], &sr, &cr, &rc, errstr, errlen);
+        if (rc != KA_OK)
+            goto out;
         if (events[i]->status == KA_EVENT_REJECTED)
             continue;
         if (cr.opp.len != before)
@@ -1321,6 +1386,10 @@ static const char *statements[][2] = {
      "WHERE c.depth > 0 AND n.manager_user_id IS NOT NULL AND c.descendant_id IN "
      "(SELECT owner_rep_id FROM opportunity WHERE id = ANY($1::text[]) "
      "UNION SELECT unnest($2::text[]))"},
+    {"opp_unauthorized_firing",
+     "SELECT subject_id, (extract(epoch FROM starts_at) * 1000)::bigint FROM alert_state "
+     "WHERE type = 'unauthorized_owner_change' AND status = 'firing' "
+     "AND subject_id = ANY($1::text[])"},
     {"opp_known_accounts", "SELECT id FROM account WHERE id = ANY($1::text[])"},
     /* DO UPDATE (a no-op write) so RETURNING also gives accounts that exist. */
     {"opp_accounts",

@@ -509,6 +509,14 @@ static void check_rejections(const run_t *r)
     assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM dead_letter WHERE consumer_group = $1",
                                r->group),
                      r->rejected_unauthorized + r->rejected_bad);
+    /* each unauthorized attempt raised or joined an alert on its opportunity */
+    long long fired = it_pg_int(pg,
+                                "SELECT count(*) FROM alert_history WHERE type = "
+                                "'unauthorized_owner_change' AND transition = 'firing' AND "
+                                "details->>'opportunity_id' LIKE 'opp-' || $1 || '-%'",
+                                r->sfx);
+    assert_true(r->rejected_unauthorized > 0);
+    assert_true(fired >= 1 && fired <= r->rejected_unauthorized);
     /* one reason per kind of bad input */
     assert_int_equal(it_pg_int(pg,
                                "SELECT count(DISTINCT reason) FROM dead_letter WHERE "
