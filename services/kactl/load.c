@@ -15,10 +15,10 @@
 #include "ka_validate.h"
 #include "kactl.h"
 
-#define MAX_COLS 8
+#define MAX_COLS 10
 #define MAX_PROBLEMS 20
 
-typedef enum { COL_ID, COL_TEXT, COL_INT, COL_DATE, COL_ENUM } col_type_t;
+typedef enum { COL_ID, COL_TEXT, COL_INT, COL_DATE, COL_ENUM, COL_BOOL } col_type_t;
 
 typedef struct col {
     const char *name;
@@ -33,6 +33,9 @@ typedef struct kind {
     const char *file; /* in the sample folder */
     const char *notify;
     col_t cols[MAX_COLS];
+    /* Optional data-modifying CTE run before the upsert (a parent table);
+     * it must be named "pre" and return one row per changed row. */
+    const char *pre;
     const char *upsert; /* $1.. are the columns' arrays, in order */
     const char *doc;
 } kind_t;
@@ -42,16 +45,50 @@ static const kind_t kinds[] = {
      {{"id", COL_ID, 1, NULL, "text"},
       {"display_name", COL_TEXT, 1, NULL, "text"},
       {"email", COL_TEXT, 0, NULL, "text"}},
+     NULL,
      "INSERT INTO app_user (id, display_name, email) SELECT * FROM unnest($1::text[], "
      "$2::text[], $3::text[]) ON CONFLICT (id) DO UPDATE SET display_name = "
      "EXCLUDED.display_name, email = EXCLUDED.email, updated_at = now() "
      "WHERE (app_user.display_name, app_user.email) IS DISTINCT FROM "
      "(EXCLUDED.display_name, EXCLUDED.email)",
      "managers and other users: id,display_name,email"},
+    {"funnels", "funnels.csv", "funnel",
+     {{"definition_id", COL_ID, 1, NULL, "text"},
+      {"definition_name", COL_TEXT, 1, NULL, "text"},
+      {"code", COL_ID, 1, NULL, "text"},
+      {"ordinal", COL_INT, 1, NULL, "smallint"},
+      {"name", COL_TEXT, 1, NULL, "text"},
+      {"win_probability_bp", COL_INT, 1, NULL, "integer"},
+      {"default_category", COL_ENUM, 1, "pipeline best_case commit closed omitted", "text"},
+      {"max_dwell_days", COL_INT, 0, NULL, "integer"},
+      {"is_won", COL_BOOL, 1, NULL, "boolean"},
+      {"is_lost", COL_BOOL, 1, NULL, "boolean"}},
+     /* A definition's name comes from its first row; the stages follow. */
+     "pre AS (INSERT INTO funnel_definition (id, name) SELECT DISTINCT ON (d) d, n FROM "
+     "unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(d, n, i) ORDER BY d, i "
+     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now() "
+     "WHERE funnel_definition.name <> EXCLUDED.name RETURNING 1)",
+     "INSERT INTO funnel_stage (definition_id, code, ordinal, name, win_probability_bp, "
+     "default_category, max_dwell_days, is_won, is_lost) SELECT * FROM unnest($1::text[], "
+     "$3::text[], $4::smallint[], $5::text[], $6::integer[], $7::text[], $8::integer[], "
+     "$9::boolean[], $10::boolean[]) ON CONFLICT (definition_id, code) DO UPDATE SET "
+     "ordinal = EXCLUDED.ordinal, name = EXCLUDED.name, win_probability_bp = "
+     "EXCLUDED.win_probability_bp, default_category = EXCLUDED.default_category, "
+     "max_dwell_days = EXCLUDED.max_dwell_days, is_won = EXCLUDED.is_won, is_lost = "
+     "EXCLUDED.is_lost, updated_at = now() WHERE (funnel_stage.ordinal, funnel_stage.name, "
+     "funnel_stage.win_probability_bp, funnel_stage.default_category, "
+     "funnel_stage.max_dwell_days, funnel_stage.is_won, funnel_stage.is_lost) IS DISTINCT "
+     "FROM (EXCLUDED.ordinal, EXCLUDED.name, EXCLUDED.win_probability_bp, "
+     "EXCLUDED.default_category, EXCLUDED.max_dwell_days, EXCLUDED.is_won, EXCLUDED.is_lost)",
+     "funnel definitions, a row per stage: definition_id,definition_name,code,ordinal,name,"
+     "win_probability_bp (0-10000),default_category (pipeline|best_case|commit|closed|"
+     "omitted),max_dwell_days (empty: no limit),is_won,is_lost (true|false); stages are "
+     "added or changed, never removed"},
     {"business-units", "business_units.csv", "business_unit",
      {{"id", COL_ID, 1, NULL, "text"},
       {"name", COL_TEXT, 1, NULL, "text"},
       {"definition_id", COL_ID, 1, NULL, "text"}},
+     NULL,
      "INSERT INTO business_unit (id, name, definition_id) SELECT * FROM unnest($1::text[], "
      "$2::text[], $3::text[]) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
      "definition_id = EXCLUDED.definition_id, updated_at = now() "
@@ -65,6 +102,7 @@ static const kind_t kinds[] = {
       {"name", COL_TEXT, 1, NULL, "text"},
       {"manager_user_id", COL_ID, 0, NULL, "text"},
       {"business_unit_id", COL_ID, 0, NULL, "text"}},
+     NULL,
      "INSERT INTO org_node (id, parent_id, kind, name, manager_user_id, business_unit_id) "
      "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
      "$6::text[]) ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, "
@@ -79,6 +117,7 @@ static const kind_t kinds[] = {
      {{"sku", COL_ID, 1, NULL, "text"},
       {"name", COL_TEXT, 1, NULL, "text"},
       {"unit", COL_TEXT, 1, NULL, "text"}},
+     NULL,
      "INSERT INTO product (sku, name, unit) SELECT * FROM unnest($1::text[], $2::text[], "
      "$3::text[]) ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, unit = EXCLUDED.unit, "
      "updated_at = now() WHERE (product.name, product.unit) IS DISTINCT FROM "
@@ -89,6 +128,7 @@ static const kind_t kinds[] = {
       {"period_kind", COL_ENUM, 1, "month quarter", "text"},
       {"period_start", COL_DATE, 1, NULL, "date"},
       {"amount_minor", COL_INT, 1, NULL, "bigint"}},
+     NULL,
      "INSERT INTO quota (node_id, period_kind, period_start, amount_minor) SELECT * FROM "
      "unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) ON CONFLICT (node_id, "
      "period_kind, period_start) DO UPDATE SET amount_minor = EXCLUDED.amount_minor, "
@@ -102,6 +142,7 @@ static const kind_t kinds[] = {
       {"value", COL_INT, 1, NULL, "bigint"},
       {"valid_from", COL_DATE, 1, NULL, "date"},
       {"valid_to", COL_DATE, 1, NULL, "date"}},
+     NULL,
      "INSERT INTO funnel_baseline (node_id, definition_id, stage_code, metric, value, source, "
      "valid_from, valid_to) SELECT b.n, b.d, b.s, b.m, b.v, 'explicit', b.f, b.t FROM "
      "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::date[], "
@@ -183,6 +224,10 @@ static void check_value(problems_t *p, int line, const col_t *c, const char *v)
             problem(p, line, c->name, "\"%s\" is not a YYYY-MM-DD date", v);
         break;
     }
+    case COL_BOOL:
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+            problem(p, line, c->name, "\"%s\" is not true or false", v);
+        break;
     case COL_ENUM:
         if (!has_choice(c->choices, v))
             problem(p, line, c->name, "\"%s\" is not one of: %s", v, c->choices);
@@ -300,7 +345,12 @@ static int load_file(const ka_config_t *cfg, const kind_t *k, const char *path)
         goto out;
     }
     ka_buf_t sql = KA_BUF_INIT;
-    ka_buf_printf(&sql, "WITH changed AS (%s RETURNING 1) SELECT count(*) FROM changed", k->upsert);
+    if (k->pre)
+        ka_buf_printf(&sql, "WITH %s, changed AS (%s RETURNING 1) SELECT (SELECT count(*) FROM "
+                      "pre) + (SELECT count(*) FROM changed)", k->pre, k->upsert);
+    else
+        ka_buf_printf(&sql, "WITH changed AS (%s RETURNING 1) SELECT count(*) FROM changed",
+                      k->upsert);
     long long changed = 0;
     ka_pg_param_t note = {k->notify, 0, 0};
     if (ka_pg_exec(pg, "BEGIN", err, sizeof err) != KA_OK ||

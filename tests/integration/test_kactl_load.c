@@ -87,6 +87,33 @@ static void quoted_fields_bom_and_crlf_load(void **state)
                                    "AND display_name = '李四' AND email IS NULL", NULL), 1);
 }
 
+static void funnel_definitions_load_and_reload(void **state)
+{
+    char out[8192], args[1024];
+    (void)state;
+    snprintf(args, sizeof args, "load funnels %s/funnels_service.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM funnel_definition WHERE id = "
+                                   "'fx-service-4' AND name = 'Service contract funnel "
+                                   "(4 stages)' AND NOT is_default", NULL), 1);
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM funnel_stage WHERE definition_id = "
+                                   "'fx-service-4'", NULL), 4);
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM funnel_stage WHERE definition_id = "
+                                   "'fx-service-4' AND code = 'S3' AND is_won AND is_closed "
+                                   "AND max_dwell_days IS NULL", NULL), 1);
+    assert_int_equal(it_pg_int(pg, "SELECT max_dwell_days FROM funnel_stage WHERE "
+                                   "definition_id = 'fx-service-4' AND code = 'S2'", NULL), 30);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "4 rows, 0 new or changed"));
+
+    snprintf(args, sizeof args, "load funnels %s/funnels_bad.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "funnels_bad.csv:3: field default_category"));
+    assert_non_null(strstr(out, "funnels_bad.csv:4: field is_won"));
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM funnel_definition WHERE id = "
+                                   "'fx-bad-3'", NULL), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -115,6 +142,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(sample_loads_and_reloads_without_changes),
         cmocka_unit_test(bad_rows_are_named_and_nothing_is_written),
         cmocka_unit_test(quoted_fields_bom_and_crlf_load),
+        cmocka_unit_test(funnel_definitions_load_and_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
