@@ -160,3 +160,20 @@ ka_err_t ka_redis_hgetall(ka_redis_t *rds, const char *key,
     freeReplyObject(reply);
     return KA_OK;
 }
+
+ka_err_t ka_redis_zscore(ka_redis_t *rds, const char *key, const char *member, double *score,
+                         int *found, char *errstr, size_t errlen)
+{
+    const char *argv[] = {"ZSCORE", key, member};
+    redisReply *reply = command(rds, errstr, errlen, 3, argv);
+    *found = 0;
+    *score = 0;
+    if (!reply)
+        return rds->ctx && !rds->ctx->err ? KA_ERR : KA_ERR_RETRY;
+    if (reply->type == REDIS_REPLY_STRING) {
+        *score = strtod(reply->str, NULL);
+        *found = 1;
+    }
+    freeReplyObject(reply);
+    return KA_OK;
+}

@@ -39,4 +39,8 @@ ka_err_t ka_redis_hgetall(ka_redis_t *rds, const char *key,
                           void (*cb)(void *ud, const char *field, const char *value), void *ud,
                           char *errstr, size_t errlen);
 
+/* ZSCORE: *found is 0 when the member (or the key) does not exist. */
+ka_err_t ka_redis_zscore(ka_redis_t *rds, const char *key, const char *member, double *score,
+                         int *found, char *errstr, size_t errlen);
+
 #endif

@@ -123,9 +123,45 @@ ka_err_t ka_check_count(ka_reject_t *rej, const char *field, size_t n, size_t ma
     return KA_OK;
 }
 
+static int64_t clock_offset_ms;
+
+void ka_clock_set_offset_ms(int64_t offset_ms)
+{
+    clock_offset_ms = offset_ms;
+}
+
 int64_t ka_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms;
+}
+
+int ka_parse_date(const char *s, int *y, int *m, int *d)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int yy, mm, dd, n = 0;
+    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &yy, &mm, &dd, &n) != 3 || n != 10)
+        return -1;
+    if (s[4] != '-' || s[7] != '-' || yy < 2000 || yy > 2200 || mm < 1 || mm > 12 || dd < 1)
+        return -1;
+    int leap = (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0;
+    if (dd > mdays[mm - 1] + (mm == 2 && leap))
+        return -1;
+    *y = yy;
+    *m = mm;
+    *d = dd;
+    return 0;
+}
+
+/* Howard Hinnant's days_from_civil: exact for the proleptic Gregorian
+ * calendar, no time zone involved. */
+int64_t ka_date_to_ms(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (era * 146097 + doe - 719468) * 86400000LL;
 }

@@ -67,7 +67,17 @@ ka_err_t ka_check_amount(ka_reject_t *rej, const char *field, int64_t value, int
 /* A list length within 0..max. */
 ka_err_t ka_check_count(ka_reject_t *rej, const char *field, size_t n, size_t max);
 
-/* Milliseconds since the epoch, from the real-time clock. */
+/* Milliseconds since the epoch: the real-time clock plus the process's clock
+ * offset (KA_CLOCK_OFFSET_MS, 0 in production), which lets drills and tests
+ * run time-driven rules (overdue follow-ups, stalls) without waiting days. */
 int64_t ka_now_ms(void);
+void ka_clock_set_offset_ms(int64_t offset_ms);
+
+/* Parses "YYYY-MM-DD" strictly (a real calendar date, years 2000..2200).
+ * Returns 0 or -1. */
+int ka_parse_date(const char *s, int *y, int *m, int *d);
+
+/* Midnight UTC of a calendar date, in milliseconds since the epoch. */
+int64_t ka_date_to_ms(int y, int m, int d);
 
 #endif

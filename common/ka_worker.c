@@ -836,6 +836,7 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
     w->retry_max_ms = (int)ka_config_int(cfg, "KA_RETRY_MAX_MS");
     w->batch = ka_calloc((size_t)w->max_events, sizeof *w->batch);
     current_worker = w;
+    ka_clock_set_offset_ms(ka_config_int(cfg, "KA_CLOCK_OFFSET_MS"));
 
     w->pg = ka_pg_connect_retry(ka_config_str(cfg, "KA_PG_DSN"), w->retry_max_ms, should_stop,
                                 log_pg_retry);

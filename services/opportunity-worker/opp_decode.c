@@ -27,29 +27,12 @@ static ka_err_t check_required_enum(ka_reject_t *rej, const char *field,
     return ka_reject(rej, KA_REASON_ENUM, "%s has unknown value %d", field, value);
 }
 
-int opp_parse_date(const char *s, int *y, int *m, int *d)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int yy, mm, dd, n = 0;
-    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &yy, &mm, &dd, &n) != 3 || n != 10)
-        return -1;
-    if (s[4] != '-' || s[7] != '-' || yy < 2000 || yy > 2200 || mm < 1 || mm > 12 || dd < 1)
-        return -1;
-    int leap = (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0;
-    if (dd > mdays[mm - 1] + (mm == 2 && leap))
-        return -1;
-    *y = yy;
-    *m = mm;
-    *d = dd;
-    return 0;
-}
-
 static ka_err_t check_date(ka_reject_t *rej, const char *field, const char *value, int required)
 {
     int y, m, d;
     if (!value || !*value)
         return required ? ka_reject(rej, KA_REASON_MISSING, "%s is required", field) : KA_OK;
-    if (opp_parse_date(value, &y, &m, &d) != 0)
+    if (ka_parse_date(value, &y, &m, &d) != 0)
         return ka_reject(rej, KA_REASON_TIME, "%s=\"%.20s\" is not a YYYY-MM-DD date", field,
                          value);
     return KA_OK;

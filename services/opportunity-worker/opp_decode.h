@@ -24,9 +24,6 @@ ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms,
 /* The event kind as stored in opportunity_event.kind ("created", ...). */
 const char *opp_kind_name(const Ka__V1__OpportunityEvent *ev);
 
-/* Parses "YYYY-MM-DD" strictly (a real calendar date). Returns 0 or -1. */
-int opp_parse_date(const char *s, int *y, int *m, int *d);
-
 /* Yes-count of one assessment dimension. */
 int opp_yes_count(const protobuf_c_boolean *answers, size_t n);
 

@@ -209,10 +209,10 @@ static void periods_and_dates_are_checked(void **state)
     assert_int_equal(decode(&f.e, &rej), KA_ERR_INVALID);
     p.number = 4;
     assert_int_equal(decode(&f.e, &rej), KA_OK);
-    assert_int_equal(opp_parse_date("2024-02-29", &y, &m, &d), 0); /* leap year */
-    assert_int_equal(opp_parse_date("2026-02-29", &y, &m, &d), -1);
-    assert_int_equal(opp_parse_date("2026-1-05", &y, &m, &d), -1);
-    assert_int_equal(opp_parse_date("2026-12-31x", &y, &m, &d), -1);
+    assert_int_equal(ka_parse_date("2024-02-29", &y, &m, &d), 0); /* leap year */
+    assert_int_equal(ka_parse_date("2026-02-29", &y, &m, &d), -1);
+    assert_int_equal(ka_parse_date("2026-1-05", &y, &m, &d), -1);
+    assert_int_equal(ka_parse_date("2026-12-31x", &y, &m, &d), -1);
 }
 
 int main(void)
