@@ -116,6 +116,7 @@ struct opp_ctx {
     size_t nhealth;
     int warning_bp, hysteresis_bp;
     int64_t scan_interval_ms, next_scan_ms;
+    int no_visit_days;
     int64_t batch_at_ms;       /* latest applied event time: alert times derive from it */
     const char *causes[10];    /* a sample of the batch's applied event ids */
     size_t ncauses;
@@ -1527,7 +1528,8 @@ static void opp_tick(void *ud, ka_worker_t *w)
     if (now < ctx->next_scan_ms)
         return;
     ctx->next_scan_ms = now + ctx->scan_interval_ms;
-    if (opp_stalled_scan(w, &fired, &resolved, err, sizeof err) != KA_OK)
+    if (opp_stalled_scan(w, ka_now_ms(), ctx->no_visit_days, &fired, &resolved, err,
+                         sizeof err) != KA_OK)
         ka_log(KA_LOG_WARN, "stalled-opportunity scan failed", "{s:s}", "error", err);
     else if (fired || resolved)
         ka_log(KA_LOG_INFO, "stalled-opportunity scan", "{s:i,s:i}", "fired", fired,
@@ -1541,6 +1543,7 @@ opp_ctx_t *opp_ctx_new(const ka_config_t *cfg)
     ctx->warning_bp = (int)ka_config_int(cfg, "KA_HEALTH_WARNING_BP");
     ctx->hysteresis_bp = (int)ka_config_int(cfg, "KA_HEALTH_HYSTERESIS_BP");
     ctx->scan_interval_ms = ka_config_int(cfg, "KA_SCAN_INTERVAL_MS");
+    ctx->no_visit_days = (int)ka_config_int(cfg, "KA_STALL_NO_VISIT_DAYS");
     copy(ctx->default_def, sizeof ctx->default_def, "default-8");
     return ctx;
 }

@@ -50,6 +50,19 @@ static int read_int(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
+long long it_pg_int_args(ka_pg_t *pg, const char *sql, int n, const char *const *args)
+{
+    char err[KA_ERRSTR_SIZE];
+    long long v = -1;
+    ka_pg_param_t p[16];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++)
+        p[i] = (ka_pg_param_t){args[i], 0, 0};
+    if (ka_pg_query(pg, sql, n, p, read_int, &v, err, sizeof err) != KA_OK)
+        fail_msg("%s: %s", sql, err);
+    return v;
+}
+
 long long it_pg_int(ka_pg_t *pg, const char *sql, const char *p1)
 {
     char err[KA_ERRSTR_SIZE];

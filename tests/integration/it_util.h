@@ -23,6 +23,9 @@ ka_pg_t *it_pg(const ka_config_t *cfg);
 /* Runs a query returning one integer (first column of the first row). */
 long long it_pg_int(ka_pg_t *pg, const char *sql, const char *p1);
 
+/* The same with n parameters. */
+long long it_pg_int_args(ka_pg_t *pg, const char *sql, int n, const char *const *args);
+
 /* Waits until it_pg_int(sql, p1) == want or timeout_ms passes; returns the
  * last value seen. */
 long long it_pg_wait(ka_pg_t *pg, const char *sql, const char *p1, long long want,

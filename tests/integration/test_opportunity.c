@@ -25,6 +25,7 @@
 #include "it_util.h"
 #include "ka/v1/alert.pb-c.h"
 #include "ka/v1/opportunity.pb-c.h"
+#include "ka_account_key.h"
 #include "ka_redis.h"
 #include "ka_validate.h"
 
@@ -49,6 +50,7 @@ typedef struct run {
     char team_mgr[2][64], region_mgr[64];
     model_t opps[NOPPS];
     int64_t clock_ms;
+    const char *account; /* of the opportunities simple_event creates */
     int produced, rejected_unauthorized, rejected_bad;
     uint64_t seed;
     uint8_t **sent; /* every encoded event, for duplicates */
@@ -647,7 +649,7 @@ static void simple_event(run_t *r, const char *opp, int created, const char *sta
     e.header = &h;
     e.opportunity_id = (char *)opp;
     if (created) {
-        a.name = "Health Check Co";
+        a.name = (char *)(r->account ? r->account : "Health Check Co");
         c.account = &a;
         c.owner_rep_id = r->reps[0];
         c.stage_code = (char *)stage;
@@ -777,6 +779,75 @@ static void stalled_opportunity_alerts_once_and_resolves_when_it_moves(void **st
     free_run(&r);
 }
 
+static long long no_visit_rows(const char *opp, const char *transition)
+{
+    const char *args[] = {opp, transition};
+    return it_pg_int_args(pg,
+                          "SELECT count(*) FROM alert_history WHERE type = 'stalled_opportunity' "
+                          "AND details->>'cause' = 'no_visit' AND details->>'opportunity_id' = $1 "
+                          "AND transition = $2",
+                          2, args);
+}
+
+/* An account of this run, created as the visit worker would have, last
+ * visited days_ago days ago. */
+static void visited_account(const char *name, int days_ago, char id[KA_ACCOUNT_ID_LEN])
+{
+    char key[KA_ACCOUNT_KEY_MAX], days[16];
+    ka_reject_t rej;
+    assert_int_equal(ka_account_key(NULL, name, key, sizeof key, &rej), KA_OK);
+    ka_account_id(key, id);
+    snprintf(days, sizeof days, "%d", days_ago);
+    const char *args[] = {id, key, name, days};
+    sql_args("INSERT INTO account (id, canonical_key, display_name, owner_rep_id, "
+             "last_visit_at, last_activity_at) VALUES ($1, $2, $3, 'it', "
+             "now() - $4::int * interval '1 day', now() - $4::int * interval '1 day')",
+             4, args);
+}
+
+static void stalled_without_visits_alerts_once_and_a_visit_resolves_it(void **state)
+{
+    static run_t r;
+    char quiet[64], visited[64], quiet_name[96], visited_name[96], quiet_id[KA_ACCOUNT_ID_LEN],
+        visited_id[KA_ACCOUNT_ID_LEN];
+    (void)state;
+    init_run(&r, "q", 3);
+    snprintf(quiet, sizeof quiet, "opp-%s-quiet", r.sfx);
+    snprintf(visited, sizeof visited, "opp-%s-visited", r.sfx);
+    snprintf(quiet_name, sizeof quiet_name, "Quiet Co %s", r.sfx);
+    snprintf(visited_name, sizeof visited_name, "Visited Co %s", r.sfx);
+    visited_account(quiet_name, 80, quiet_id);
+    visited_account(visited_name, 10, visited_id);
+    /* Both deals 50 days in stage 05 (60 days allowed): only the account
+     * without a visit in 45 days (KA_STALL_NO_VISIT_DAYS) stalls. */
+    r.clock_ms = ka_now_ms() - 50 * 86400000LL;
+    r.account = quiet_name;
+    simple_event(&r, quiet, 1, "05");
+    r.account = visited_name;
+    simple_event(&r, visited, 1, "05");
+    pid_t pid = spawn_worker(&r);
+    wait_consumed(&r);
+    for (int i = 0; i < 100 && no_visit_rows(quiet, "firing") == 0; i++)
+        usleep(100 * 1000);
+    usleep(1000 * 1000); /* several more scans */
+    assert_int_equal(no_visit_rows(quiet, "firing"), 1);
+    assert_int_equal(no_visit_rows(visited, "firing"), 0);
+    assert_int_equal(stalled_rows(quiet, "firing"), 1); /* and no dwell alert */
+
+    /* a visit (the visit worker's write) resolves it */
+    sql("UPDATE account SET last_visit_at = now(), last_activity_at = now() WHERE id = $1",
+        quiet_id);
+    for (int i = 0; i < 100 && no_visit_rows(quiet, "resolved") == 0; i++)
+        usleep(100 * 1000);
+    usleep(1000 * 1000);
+    stop_worker(pid, SIGTERM);
+    assert_int_equal(no_visit_rows(quiet, "firing"), 1);
+    assert_int_equal(no_visit_rows(quiet, "resolved"), 1);
+    free_run(&r);
+}
+
+
+
 static int setup(void **state)
 {
     (void)state;
@@ -822,6 +893,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(health_alert_fires_and_resolves_once_per_episode,
                                   kill_leftover_worker),
         cmocka_unit_test_teardown(stalled_opportunity_alerts_once_and_resolves_when_it_moves,
+                                  kill_leftover_worker),
+        cmocka_unit_test_teardown(stalled_without_visits_alerts_once_and_a_visit_resolves_it,
                                   kill_leftover_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
