@@ -12,6 +12,7 @@
 #include "ka/v1/alert.pb-c.h"
 #include "ka/v1/visit.pb-c.h"
 #include "ka_account_key.h"
+#include "ka_accounts.h"
 #include "ka_alert.h"
 #include "ka_buf.h"
 #include "ka_hash.h"
@@ -64,11 +65,9 @@ struct visit_ctx {
     int gap_days;
 
     /* per batch */
+    ka_accounts_t accounts;
     acct_t *accts;
     size_t naccts;
-    char **key_ids; /* canonical key -> account id, from the upsert */
-    char **key_keys;
-    size_t nkeys;
     dm_alert_t *dm;
     size_t ndm;
 
@@ -138,14 +137,7 @@ static void reset_batch(visit_ctx_t *ctx)
     free_accts(ctx->accts, ctx->naccts);
     ctx->accts = NULL;
     ctx->naccts = 0;
-    for (size_t i = 0; i < ctx->nkeys; i++) {
-        free(ctx->key_ids[i]);
-        free(ctx->key_keys[i]);
-    }
-    free(ctx->key_ids);
-    free(ctx->key_keys);
-    ctx->key_ids = ctx->key_keys = NULL;
-    ctx->nkeys = 0;
+    ka_accounts_free(&ctx->accounts);
     free_dm(ctx);
 }
 
@@ -164,34 +156,12 @@ static acct_t *find_acct(visit_ctx_t *ctx, const char *id)
     return NULL;
 }
 
-static const char *id_for_key(const visit_ctx_t *ctx, const char *key)
-{
-    for (size_t i = 0; i < ctx->nkeys; i++)
-        if (strcmp(ctx->key_keys[i], key) == 0)
-            return ctx->key_ids[i];
-    return NULL;
-}
-
 /* Reading rows -------------------------------------------------------------- */
 
 static const char *val(const ka_pgres_t *res, int row, int col)
 {
     const char *v = ka_pgres_value(res, row, col);
     return v ? v : "";
-}
-
-static int read_upserted(void *ud, const ka_pgres_t *res)
-{
-    visit_ctx_t *ctx = ud;
-    size_t n = (size_t)ka_pgres_rows(res);
-    ctx->key_keys = ka_calloc(n + 1, sizeof(char *));
-    ctx->key_ids = ka_calloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++) {
-        ctx->key_keys[i] = ka_strdup(val(res, (int)i, 0));
-        ctx->key_ids[i] = ka_strdup(val(res, (int)i, 1));
-    }
-    ctx->nkeys = n;
-    return 0;
 }
 
 static int read_accounts(void *ud, const ka_pgres_t *res)
@@ -243,74 +213,41 @@ static int read_dm_alerts(void *ud, const ka_pgres_t *res)
 
 /* Accounts of the batch ------------------------------------------------------ */
 
-/* The account an event names: the id it gives, or the one its canonical key
- * resolved to. NULL when it names no account we know. */
-static const char *account_of(visit_ctx_t *ctx, const Ka__V1__VisitEvent *e)
+/* The account an event names, as loaded and locked; NULL when it names none
+ * we know. */
+static acct_t *account_of(visit_ctx_t *ctx, const Ka__V1__VisitEvent *e)
 {
-    const Ka__V1__AccountRef *r = e->account;
-    if (r->account_id && *r->account_id)
-        return find_acct(ctx, r->account_id) ? r->account_id : NULL;
-    char key[KA_ACCOUNT_KEY_MAX];
-    ka_reject_t rej;
-    if (ka_account_key(r->unified_social_credit_code, r->name, key, sizeof key, &rej) != KA_OK)
-        return NULL;
-    const char *id = id_for_key(ctx, key);
-    return id && find_acct(ctx, id) ? id : NULL;
+    const char *id = ka_accounts_id(&ctx->accounts, e->account);
+    return id ? find_acct(ctx, id) : NULL;
 }
 
 static ka_err_t queue_reads(visit_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *events, size_t n,
                             char *errstr, size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    cols_t up, look;
-    ka_pg_param_t p_up[6], p_look[2];
+    ka_pg_param_t p[2];
     int any_dm = 0;
-    ka_err_t rc = KA_OK;
+    ka_err_t rc;
 
-    cols_begin(&up, 6);   /* id, key, code, name, rep, event id of new accounts */
-    cols_begin(&look, 2); /* account ids, canonical keys */
+    ka_accounts_begin(&ctx->accounts);
     for (size_t i = 0; i < n; i++) {
         const Ka__V1__VisitEvent *e = events[i]->decoded;
-        const Ka__V1__AccountRef *r = e->account;
         for (size_t c = 0; c < e->n_contacts; c++)
             any_dm |= e->contacts[c]->role == KA__V1__BUYING_ROLE__BUYING_ROLE_DECISION_MAKER;
-        if (r->account_id && *r->account_id) {
-            ka_buf_array_add(&look.b[0], r->account_id);
-            continue;
-        }
-        char key[KA_ACCOUNT_KEY_MAX], id[KA_ACCOUNT_ID_LEN];
-        ka_reject_t rej;
-        if (ka_account_key(r->unified_social_credit_code, r->name, key, sizeof key, &rej) != KA_OK)
-            continue; /* decode checked it; apply rejects it */
-        ka_account_id(key, id);
-        ka_buf_array_add(&up.b[0], id);
-        ka_buf_array_add(&up.b[1], key);
-        ka_buf_array_add(&up.b[2], strncmp(key, "uscc:", 5) == 0 ? key + 5 : NULL);
-        ka_buf_array_add(&up.b[3], r->name && *r->name ? r->name : key);
-        ka_buf_array_add(&up.b[4], e->rep_id);
-        ka_buf_array_add(&up.b[5], events[i]->event_id);
-        ka_buf_array_add(&look.b[1], key);
-        up.rows++;
+        ka_accounts_add(&ctx->accounts, e->account, e->rep_id, events[i]->event_id);
     }
-    cols_end(&up, p_up);
-    cols_end(&look, p_look);
-    /* The first visit naming an account creates it, assigned to the rep. */
-    if (up.rows &&
-        (rc = ka_pg_pipe_push(pg, "visit_accounts", 6, p_up, read_upserted, ctx, errstr, errlen)))
-        goto out;
-    if ((rc = ka_pg_pipe_push(pg, "visit_load", 2, p_look, read_accounts, ctx, errstr, errlen)))
-        goto out;
+    /* The first visit naming an account creates it, assigned to the rep;
+     * then every account of the batch is read and locked. */
+    if ((rc = ka_accounts_queue(&ctx->accounts, pg, errstr, errlen)) != KA_OK)
+        return rc;
+    ka_accounts_params(&ctx->accounts, p);
+    if ((rc = ka_pg_pipe_push(pg, "visit_load", 2, p, read_accounts, ctx, errstr, errlen)))
+        return rc;
     if (any_dm &&
-        (rc = ka_pg_pipe_push(pg, "visit_dm_firing", 2, p_look, read_dm_alerts, ctx, errstr,
-                              errlen)))
-        goto out;
-    rc = ka_tx_flush(tx, errstr, errlen);
-out:
-    cols_free(&up);
-    cols_free(&look);
-    return rc;
+        (rc = ka_pg_pipe_push(pg, "visit_dm_firing", 2, p, read_dm_alerts, ctx, errstr, errlen)))
+        return rc;
+    return ka_tx_flush(tx, errstr, errlen);
 }
-
 
 /* Applying visits in memory ------------------------------------------------------ */
 
@@ -460,14 +397,13 @@ static ka_err_t apply_one(visit_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, rows_t 
                           int64_t now_ms, char *errstr, size_t errlen)
 {
     const Ka__V1__VisitEvent *e = ev->decoded;
-    const char *id = account_of(ctx, e);
+    acct_t *a = account_of(ctx, e);
     ka_err_t rc = KA_OK;
-    if (!id) {
+    if (!a) {
         ka_tx_reject(tx, ev, KA_REASON_ACCOUNT, "account_id \"%s\" is not a known account",
                      e->account->account_id ? e->account->account_id : "");
         return KA_OK;
     }
-    acct_t *a = find_acct(ctx, id);
     int64_t t = e->visited_at_ms, next_due = 0, plan_due = 0;
     int on_time = -1;
     /* A visit older than the account's latest arrived late: history only. */
@@ -715,14 +651,6 @@ static void visit_free_decoded(void *ud, void *decoded)
 #define TS(col) "to_timestamp(" col " / 1000.0)"
 
 static const char *statements[][2] = {
-    /* DO UPDATE (a no-op write) so RETURNING also gives accounts that exist. */
-    {"visit_accounts",
-     "INSERT INTO account (id, canonical_key, credit_code, display_name, owner_rep_id, "
-     "created_event_id) SELECT DISTINCT ON (a.key) a.id, a.key, a.code, a.name, a.rep, a.ev "
-     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-     "WITH ORDINALITY AS a(id, key, code, name, rep, ev, i) ORDER BY a.key, a.i "
-     "ON CONFLICT (canonical_key) DO UPDATE SET canonical_key = EXCLUDED.canonical_key "
-     "RETURNING canonical_key, id"},
     /* Locked: two instances never interleave one account's plan. */
     {"visit_load",
      "SELECT a.id, a.canonical_key, a.man_class, " MS("a.man_class_at") ", "
@@ -802,6 +730,7 @@ static ka_err_t visit_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen
 {
     (void)ud;
     if (ka_alert_prepare(pg, errstr, errlen) != KA_OK ||
+        ka_accounts_prepare(pg, errstr, errlen) != KA_OK ||
         visit_scan_prepare(pg, errstr, errlen) != KA_OK)
         return KA_ERR;
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
