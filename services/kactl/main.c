@@ -18,6 +18,8 @@ static const struct command {
     {"config", cmd_config, "print every configuration variable, its default and meaning"},
     {"funnel", kactl_funnel, "show a node's funnel as a bar chart with each stage's health"},
     {"alerts", kactl_alerts, "list the alerts firing now (--all: resolved ones too)"},
+    {"followups", kactl_followups,
+     "list follow-ups under a node, overdue first, with each rep's visit coverage"},
     {"baseline-from-funnel", kactl_baseline_from_funnel,
      "make today's funnel the baseline of every node and stage"},
 };
