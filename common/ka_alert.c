@@ -82,11 +82,14 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
     char *djson = NULL;
     ka_err_t rc;
 
+    /* Event times of a batch need not be monotonic (partitions interleave):
+     * an episode never ends before it started. */
+    int64_t at_ms = a->at_ms < a->starts_at_ms ? a->starts_at_ms : a->at_ms;
     snprintf(alert_id, sizeof alert_id, "%s@%lld", a->fingerprint, (long long)a->starts_at_ms);
     snprintf(ce_id, sizeof ce_id, "%s:%s", alert_id, firing ? "firing" : "resolved");
     snprintf(starts, sizeof starts, "%lld", (long long)a->starts_at_ms);
-    snprintf(ends, sizeof ends, "%lld", (long long)a->at_ms);
-    snprintf(at, sizeof at, "%lld", (long long)a->at_ms);
+    snprintf(ends, sizeof ends, "%lld", (long long)at_ms);
+    snprintf(at, sizeof at, "%lld", (long long)at_ms);
     for (size_t i = 0; i < a->ndetails; i++) {
         json_object_set_new(details, a->detail_keys[i], json_string(a->detail_values[i]));
         Ka__V1__AlertEvent__DetailsEntry init = KA__V1__ALERT_EVENT__DETAILS_ENTRY__INIT;
@@ -120,7 +123,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         goto out;
 
     header.event_id = ce_id;
-    header.occurred_at_ms = a->at_ms;
+    header.occurred_at_ms = at_ms;
     header.producer = "ka";
     ev.header = &header;
     ev.alert_id = alert_id;
@@ -135,7 +138,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
     ev.n_details = a->ndetails;
     ev.details = entry_ptrs;
     ev.starts_at_ms = a->starts_at_ms;
-    ev.ends_at_ms = firing ? 0 : a->at_ms;
+    ev.ends_at_ms = firing ? 0 : at_ms;
     ev.n_cause_event_ids = a->ncauses;
     ev.cause_event_ids = (char **)a->causes;
     size_t len = ka__v1__alert_event__get_packed_size(&ev);
@@ -147,7 +150,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         .key = a->fingerprint,
         .key_len = strlen(a->fingerprint),
         .ce_type = "ka.v1.AlertEvent",
-        .ce_time_ms = a->at_ms,
+        .ce_time_ms = at_ms,
         .payload = payload,
         .len = len,
     };
