@@ -14,6 +14,7 @@
 #include "ka_account_key.h"
 #include "ka_alert.h"
 #include "ka_buf.h"
+#include "ka_ids.h"
 #include "ka_log.h"
 #include "opp_decode.h"
 #include "opp_health.h"
@@ -111,6 +112,10 @@ struct opp_ctx {
     size_t nknown;
     char **account_keys, **account_ids; /* canonical key -> id after upsert */
     size_t naccounts;
+    /* booked orders naming opportunities this batch creates: order came first */
+    char **booked_opps, **booked_orders;
+    int64_t *booked_ms;
+    size_t nbooked;
 
     health_in_t *health;
     size_t nhealth;
@@ -259,6 +264,12 @@ static void reset_batch(opp_ctx_t *ctx)
     free_strv(ctx->account_ids, ctx->naccounts);
     ctx->account_keys = ctx->account_ids = NULL;
     ctx->naccounts = 0;
+    free_strv(ctx->booked_opps, ctx->nbooked);
+    free_strv(ctx->booked_orders, ctx->nbooked);
+    free(ctx->booked_ms);
+    ctx->booked_opps = ctx->booked_orders = NULL;
+    ctx->booked_ms = NULL;
+    ctx->nbooked = 0;
 }
 
 static void reset_funnel(opp_ctx_t *ctx)
@@ -436,6 +447,21 @@ static int read_unauthorized(void *ud, const ka_pgres_t *res)
         opp_t *o = find_opp(ctx, val(res, i, 0));
         if (o)
             o->unauthorized_since = ka_pgres_int(res, i, 1, 0);
+    }
+    return 0;
+}
+
+static int read_booked(void *ud, const ka_pgres_t *res)
+{
+    opp_ctx_t *ctx = ud;
+    ctx->nbooked = (size_t)ka_pgres_rows(res);
+    ctx->booked_opps = ka_calloc(ctx->nbooked + 1, sizeof(char *));
+    ctx->booked_orders = ka_calloc(ctx->nbooked + 1, sizeof(char *));
+    ctx->booked_ms = ka_calloc(ctx->nbooked + 1, sizeof(int64_t));
+    for (int i = 0; i < ka_pgres_rows(res); i++) {
+        ctx->booked_opps[i] = ka_strdup(val(res, i, 0));
+        ctx->booked_orders[i] = ka_strdup(val(res, i, 1));
+        ctx->booked_ms[i] = ka_pgres_int(res, i, 2, 0);
     }
     return 0;
 }
@@ -710,9 +736,22 @@ static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_
         set_lines(o, c->lines, c->n_lines);
         o->exists = 1;
         enter_stage(o, st, t, stages, ev->event_id);
+        for (size_t k = 0; k < ctx->nbooked; k++) {
+            const stage_t *won = terminal_stage(ctx, o->def, 1);
+            if (strcmp(ctx->booked_opps[k], o->id) != 0 || !won)
+                continue;
+            /* Its order was booked before the deal reached us: it is won,
+             * under the id the order's own won event carries. */
+            char won_id[KA_DERIVED_ID_LEN];
+            ka_order_won_event_id(ctx->booked_orders[k], won_id);
+            enter_stage(o, won, ctx->booked_ms[k] > t ? ctx->booked_ms[k] : t, stages, won_id);
+        }
         add_delta(ctx, o, +1);
         goto applied;
     }
+    if (!o->exists && e->kind_case == KA__V1__OPPORTUNITY_EVENT__KIND_WON &&
+        e->won->order_id && *e->won->order_id)
+        return "awaiting_created"; /* the order came first; the created event closes it */
     if (!o->exists) {
         ka_tx_reject(tx, ev, KA_REASON_UNKNOWN_OPPORTUNITY, "opportunity \"%s\" has no created event",
                      e->opportunity_id);
@@ -853,7 +892,7 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
     ka_buf_t ids = KA_BUF_INIT, owners = KA_BUF_INIT, given = KA_BUF_INIT;
     ka_buf_t keys = KA_BUF_INIT, acct_ids = KA_BUF_INIT, codes = KA_BUF_INIT, names = KA_BUF_INIT,
              reps = KA_BUF_INIT, evids = KA_BUF_INIT;
-    int any_owner_change = 0, any_given = 0, any_new = 0;
+    int any_owner_change = 0, any_given = 0, any_new = 0, any_created = 0;
     ka_err_t rc = KA_OK;
 
     ka_buf_array_begin(&ids);
@@ -881,6 +920,7 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
         }
         if (e->kind_case == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED) {
             const Ka__V1__AccountRef *a = e->created->account;
+            any_created = 1;
             char key[KA_ACCOUNT_KEY_MAX], id[KA_ACCOUNT_ID_LEN];
             ka_reject_t rej;
             ka_buf_array_add(&owners, e->created->owner_rep_id);
@@ -935,6 +975,9 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
                                   errstr, errlen)))
             goto out;
     }
+    if (any_created &&
+        (rc = ka_pg_pipe_push(pg, "opp_booked_orders", 1, &p1, read_booked, ctx, errstr, errlen)))
+        goto out;
     if (any_new) {
         ka_pg_param_t p[6] = {{ka_buf_str(&acct_ids), 0, 0}, {ka_buf_str(&keys), 0, 0},
                               {ka_buf_str(&codes), 0, 0},    {ka_buf_str(&names), 0, 0},
@@ -1392,6 +1435,12 @@ static const char *statements[][2] = {
      "WHERE type = 'unauthorized_owner_change' AND status = 'firing' "
      "AND subject_id = ANY($1::text[])"},
     {"opp_known_accounts", "SELECT id FROM account WHERE id = ANY($1::text[])"},
+    /* The first booked order of each opportunity (an order may come first). */
+    {"opp_booked_orders",
+     "SELECT DISTINCT ON (opportunity_id) opportunity_id, id, "
+     "(extract(epoch FROM booked_at) * 1000)::bigint FROM sales_order "
+     "WHERE opportunity_id = ANY($1::text[]) AND status = 'booked' "
+     "ORDER BY opportunity_id, booked_at, id"},
     /* DO UPDATE (a no-op write) so RETURNING also gives accounts that exist. */
     {"opp_accounts",
      "INSERT INTO account (id, canonical_key, credit_code, display_name, owner_rep_id, "

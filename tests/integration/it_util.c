@@ -1,4 +1,6 @@
+#include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -6,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -174,4 +177,27 @@ char *it_header(const ka_msg_t *m, const char *name)
     memcpy(s, v, len);
     s[len] = '\0';
     return s;
+}
+
+pid_t it_spawn(const char *path, const char *const *settings)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        for (size_t i = 0; settings && settings[i]; i++)
+            putenv((char *)settings[i]);
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+void it_stop(pid_t pid, int sig)
+{
+    int status = 0;
+    kill(pid, sig);
+    waitpid(pid, &status, 0);
+    if (sig == SIGTERM && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        fail_msg("worker %d did not drain cleanly on SIGTERM (status %d)", (int)pid, status);
 }

@@ -2,6 +2,7 @@
 #define IT_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ka_config.h"
 #include "ka_kafka.h"
@@ -54,5 +55,13 @@ void it_free_msgs(it_msgs_t *msgs);
 
 /* The value of a header as a NUL-terminated copy ("" when absent); free it. */
 char *it_header(const ka_msg_t *m, const char *name);
+
+/* Starts a worker binary with extra "KEY=VALUE" settings (NULL-terminated)
+ * on top of this process's environment. */
+pid_t it_spawn(const char *path, const char *const *settings);
+
+/* Sends sig and reaps the worker; after SIGTERM it must have exited 0 (a
+ * clean drain). */
+void it_stop(pid_t pid, int sig);
 
 #endif

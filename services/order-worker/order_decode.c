@@ -1,0 +1,270 @@
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ka_account_key.h"
+#include "order_decode.h"
+
+#define DAY_MS 86400000LL
+
+/* An order is booked, cancelled or returned in the past; one day covers
+ * clock skew and ERP systems that stamp local time by mistake. */
+#define ORDER_MAX_FUTURE_MS DAY_MS
+
+/* As for visits and opportunities: an account or company name. */
+#define ORDER_MAX_NAME_LEN 500
+
+/* A credit code is 18 ASCII characters; allow any UTF-8 of that many
+ * characters through the text check so the code check can name it. */
+#define ORDER_MAX_CODE_LEN (18 * 4)
+
+/* Products of two int64 values (quantity x price) need 127 bits; GCC and
+ * Clang provide the type, __extension__ keeps -pedantic quiet about it. */
+__extension__ typedef __int128 wide_t;
+
+/* ----------------------------------------------------------------------------
+ * Arithmetic
+ * ------------------------------------------------------------------------- */
+
+/* A line's amount, exact for any int64 inputs: quantity_milli x price is at
+ * most 2^126 in magnitude. Rounds half up for non-negative inputs, the only
+ * ones validation lets through. */
+static wide_t line_amount_wide(int64_t quantity_milli, int64_t unit_price_minor)
+{
+    return ((wide_t)quantity_milli * unit_price_minor + 500) / 1000;
+}
+
+static int64_t saturate(wide_t v)
+{
+    if (v > INT64_MAX)
+        return INT64_MAX;
+    if (v < INT64_MIN)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+/* ----------------------------------------------------------------------------
+ * Field checks
+ * ------------------------------------------------------------------------- */
+
+static int known_enum(const ProtobufCEnumDescriptor *desc, int value)
+{
+    return value != 0 && protobuf_c_enum_descriptor_get_value(desc, value) != NULL;
+}
+
+static ka_err_t check_required_enum(ka_reject_t *rej, const char *field,
+                                    const ProtobufCEnumDescriptor *desc, int value)
+{
+    if (known_enum(desc, value))
+        return KA_OK;
+    if (value == 0)
+        return ka_reject(rej, KA_REASON_MISSING, "%s is required", field);
+    return ka_reject(rej, KA_REASON_ENUM, "%s has unknown value %d", field, value);
+}
+
+static int is_empty(const char *s)
+{
+    return !s || !*s;
+}
+
+static ka_err_t check_header(ka_reject_t *rej, const Ka__V1__EventHeader *h, int64_t now_ms)
+{
+    if (!h)
+        return ka_reject(rej, KA_REASON_MISSING, "header is required");
+    if (ka_check_id(rej, "header.event_id", h->event_id, KA_MAX_ID_LEN) ||
+        ka_check_time(rej, "header.occurred_at_ms", h->occurred_at_ms, now_ms,
+                      ORDER_MAX_FUTURE_MS) ||
+        ka_check_text(rej, "header.producer", h->producer, 200) ||
+        ka_check_text(rej, "header.correlation_id", h->correlation_id, 200))
+        return KA_ERR_INVALID;
+    return KA_OK;
+}
+
+/* The account must be resolvable: by our id, or else by the canonical key of
+ * its credit code or name. A credit code that is given must be well-formed
+ * even next to an id, since the worker records it on the account. */
+static ka_err_t check_account(ka_reject_t *rej, const Ka__V1__AccountRef *a)
+{
+    char key[KA_ACCOUNT_KEY_MAX];
+
+    if (!a)
+        return ka_reject(rej, KA_REASON_ACCOUNT, "account is required");
+    if (ka_check_optional_id(rej, "account.account_id", a->account_id, KA_MAX_ID_LEN) ||
+        ka_check_text(rej, "account.name", a->name, ORDER_MAX_NAME_LEN) ||
+        ka_check_text(rej, "account.unified_social_credit_code", a->unified_social_credit_code,
+                      ORDER_MAX_CODE_LEN))
+        return KA_ERR_INVALID;
+    if (is_empty(a->account_id) && is_empty(a->name) && is_empty(a->unified_social_credit_code))
+        return ka_reject(rej, KA_REASON_ACCOUNT,
+                         "account needs an account_id, a credit code or a name");
+    if (!is_empty(a->unified_social_credit_code) && !ka_uscc_valid(a->unified_social_credit_code))
+        return ka_reject(rej, KA_REASON_CREDIT_CODE,
+                         "account.unified_social_credit_code \"%.40s\" is not 18 characters of "
+                         "GB 32100 with a valid check character",
+                         a->unified_social_credit_code);
+    if (is_empty(a->account_id))
+        return ka_account_key(a->unified_social_credit_code, a->name, key, sizeof key, rej);
+    return KA_OK;
+}
+
+/* A distributor order names its distributor; a direct order names none (the
+ * database stores NULL there and checks the pairing). channel has been
+ * checked already. */
+static ka_err_t check_distributor(ka_reject_t *rej, Ka__V1__Channel channel, const char *id)
+{
+    if (channel == KA__V1__CHANNEL__CHANNEL_DISTRIBUTOR) {
+        if (is_empty(id))
+            return ka_reject(rej, KA_REASON_MISSING,
+                             "distributor_id is required for a distributor order");
+        return ka_check_id(rej, "distributor_id", id, KA_MAX_ID_LEN);
+    }
+    if (!is_empty(id))
+        return ka_reject(rej, KA_REASON_MISSING,
+                         "distributor_id must be empty for a direct order (got \"%.64s\")", id);
+    return KA_OK;
+}
+
+/* The lines and their amounts. Amounts are summed in 128 bits, so neither a
+ * line nor the total can overflow before it is compared with the bound.
+ * status has been checked already. */
+static ka_err_t check_lines(ka_reject_t *rej, Ka__V1__LineItem **lines, size_t n,
+                            Ka__V1__OrderStatus status)
+{
+    char field[64];
+    wide_t total = 0;
+
+    if (ka_check_count(rej, "lines", n, ORDER_MAX_LINES) != KA_OK)
+        return KA_ERR_INVALID;
+    if (n == 0 && status == KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED)
+        return ka_reject(rej, KA_REASON_MISSING, "lines: a booked order needs at least one line");
+    for (size_t i = 0; i < n; i++) {
+        const Ka__V1__LineItem *l = lines[i];
+        snprintf(field, sizeof field, "lines[%zu].sku", i);
+        if (ka_check_id(rej, field, l->sku, KA_MAX_ID_LEN) != KA_OK)
+            return KA_ERR_INVALID;
+        if (l->quantity_milli <= 0 || l->quantity_milli > ORDER_MAX_QUANTITY_MILLI)
+            return ka_reject(rej, KA_REASON_AMOUNT,
+                             "lines[%zu].quantity_milli=%lld is outside 1..%lld", i,
+                             (long long)l->quantity_milli, (long long)ORDER_MAX_QUANTITY_MILLI);
+        snprintf(field, sizeof field, "lines[%zu].unit_price_minor", i);
+        if (ka_check_amount(rej, field, l->unit_price_minor, KA_MAX_AMOUNT_MINOR) != KA_OK)
+            return KA_ERR_INVALID;
+        snprintf(field, sizeof field, "lines[%zu].requirement", i);
+        if (ka_check_text(rej, field, l->requirement, KA_MAX_TEXT_LEN) != KA_OK)
+            return KA_ERR_INVALID;
+        wide_t amount = line_amount_wide(l->quantity_milli, l->unit_price_minor);
+        if (amount > KA_MAX_AMOUNT_MINOR)
+            return ka_reject(rej, KA_REASON_AMOUNT,
+                             "lines[%zu] amount (quantity_milli=%lld x unit_price_minor=%lld) "
+                             "exceeds %lld minor units",
+                             i, (long long)l->quantity_milli, (long long)l->unit_price_minor,
+                             (long long)KA_MAX_AMOUNT_MINOR);
+        total += amount;
+    }
+    /* at most 200 lines of at most 10^14 each: total fits in int64 */
+    if (total > KA_MAX_AMOUNT_MINOR)
+        return ka_reject(rej, KA_REASON_AMOUNT,
+                         "lines: the order total %lld exceeds %lld minor units",
+                         (long long)total, (long long)KA_MAX_AMOUNT_MINOR);
+    return KA_OK;
+}
+
+/* ----------------------------------------------------------------------------
+ * Decoding
+ * ------------------------------------------------------------------------- */
+
+ka_err_t order_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OrderEvent **out,
+                      char *event_id, size_t idlen, ka_reject_t *rej)
+{
+    *out = NULL;
+    if (event_id && idlen)
+        event_id[0] = '\0';
+    /* protobuf-c unpacks zero bytes into an all-default message; an empty
+     * payload is not an order. */
+    if (!payload || len == 0)
+        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OrderEvent (empty payload)");
+    Ka__V1__OrderEvent *ev = ka__v1__order_event__unpack(NULL, len, payload);
+    *out = ev;
+    if (!ev)
+        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OrderEvent (%zu bytes)", len);
+    if (check_header(rej, ev->header, now_ms))
+        return KA_ERR_INVALID;
+    if (event_id && idlen)
+        snprintf(event_id, idlen, "%s", ev->header->event_id);
+
+    if (ka_check_id(rej, "order_id", ev->order_id, KA_MAX_ID_LEN) ||
+        check_account(rej, ev->account) ||
+        ka_check_id(rej, "rep_id", ev->rep_id, KA_MAX_ID_LEN) ||
+        ka_check_optional_id(rej, "opportunity_id", ev->opportunity_id, KA_MAX_ID_LEN) ||
+        check_required_enum(rej, "channel", &ka__v1__channel__descriptor, ev->channel) ||
+        check_distributor(rej, ev->channel, ev->distributor_id) ||
+        ka_check_optional_id(rej, "ship_to_region", ev->ship_to_region, KA_MAX_ID_LEN) ||
+        check_required_enum(rej, "status", &ka__v1__order_status__descriptor, ev->status) ||
+        ka_check_time(rej, "booked_at_ms", ev->booked_at_ms, now_ms, ORDER_MAX_FUTURE_MS) ||
+        check_lines(rej, ev->lines, ev->n_lines, ev->status))
+        return KA_ERR_INVALID;
+    return KA_OK;
+}
+
+/* ----------------------------------------------------------------------------
+ * Pure rules
+ * ------------------------------------------------------------------------- */
+
+/* Out-of-range results of unvalidated inputs saturate at the int64 bounds. */
+int64_t order_line_amount(int64_t quantity_milli, int64_t unit_price_minor)
+{
+    return saturate(line_amount_wide(quantity_milli, unit_price_minor));
+}
+
+/* 0 for NULL; saturates like order_line_amount. */
+int64_t order_total(const Ka__V1__OrderEvent *e)
+{
+    wide_t total = 0;
+
+    if (!e)
+        return 0;
+    for (size_t i = 0; i < e->n_lines; i++)
+        total += line_amount_wide(e->lines[i]->quantity_milli, e->lines[i]->unit_price_minor);
+    return saturate(total);
+}
+
+/* 0 for a cancellation or return without a header (not a decoded event). */
+int64_t order_effective_ms(const Ka__V1__OrderEvent *e)
+{
+    if (e->status == KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED)
+        return e->booked_at_ms;
+    return e->header ? e->header->occurred_at_ms : 0;
+}
+
+const char *order_status_name(Ka__V1__OrderStatus s)
+{
+    switch (s) {
+    case KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED: return "booked";
+    case KA__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED: return "cancelled";
+    case KA__V1__ORDER_STATUS__ORDER_STATUS_RETURNED: return "returned";
+    default: return NULL;
+    }
+}
+
+const char *order_channel_name(Ka__V1__Channel c)
+{
+    switch (c) {
+    case KA__V1__CHANNEL__CHANNEL_DIRECT: return "direct";
+    case KA__V1__CHANNEL__CHANNEL_DISTRIBUTOR: return "distributor";
+    default: return NULL;
+    }
+}
+
+/* Writes "" when the year does not have four digits (never for a decoded
+ * event). */
+void order_month(int64_t ms, char out[11])
+{
+    struct tm tm;
+    /* floor division, so the last millisecond before a month stays in it
+     * even before 1970 */
+    int64_t sec = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+    time_t t = (time_t)sec;
+
+    if ((int64_t)t != sec || !gmtime_r(&t, &tm) || strftime(out, 11, "%Y-%m-01", &tm) != 10)
+        out[0] = '\0';
+}
