@@ -29,6 +29,7 @@ typedef struct ka_reject {
 #define KA_REASON_UNKNOWN_STAGE "unknown_stage"
 #define KA_REASON_UNKNOWN_OPPORTUNITY "unknown_opportunity"
 #define KA_REASON_UNAUTHORIZED "unauthorized_owner_change"
+#define KA_REASON_UNAUTHORIZED_ADJUSTMENT "unauthorized_adjustment"
 #define KA_REASON_APPLY "apply_failed"
 
 /* Bounds shared by every worker. */

@@ -1089,6 +1089,10 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
     if (ntouched && (rc = ka_pg_pipe_push(pg, "opp_upsert", NOPP_COLS, p, NULL, NULL, errstr,
                                           errlen)))
         goto out;
+    /* The forecast worker recomputes what these deals contribute. */
+    if (ntouched && (rc = ka_pg_pipe_push(pg, "opp_forecast_dirty", 1, p, NULL, NULL, errstr,
+                                          errlen)))
+        goto out;
     if (nreplaced) {
         ka_pg_param_t lp[6] = {{ka_buf_str(&lopp), 0, 0}, {ka_buf_str(&lno), 0, 0},
                                {ka_buf_str(&lsku), 0, 0}, {ka_buf_str(&lreq), 0, 0},
@@ -1477,6 +1481,8 @@ static const char *statements[][2] = {
      "assessed_at = EXCLUDED.assessed_at, version = EXCLUDED.version, "
      "last_event_at = EXCLUDED.last_event_at, last_event_id = EXCLUDED.last_event_id, "
      "updated_at = now()"},
+    {"opp_forecast_dirty",
+     "INSERT INTO forecast_dirty (opportunity_id) SELECT unnest($1::text[])"},
     {"opp_lines_clear", "DELETE FROM opportunity_line WHERE opportunity_id = ANY($1::text[])"},
     {"opp_lines_insert",
      "INSERT INTO opportunity_line (opportunity_id, line_no, sku, requirement, quantity, "

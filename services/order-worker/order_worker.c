@@ -607,7 +607,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
                              size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    cols_t ord, lines, cleared, act, roll;
+    cols_t ord, lines, cleared, act, roll, mark;
     ka_pg_param_t p[MAX_COLS];
     ka_err_t rc = KA_OK;
 
@@ -616,6 +616,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     cols_begin(&cleared, 1);
     cols_begin(&act, 6);
     cols_begin(&roll, 3);
+    cols_begin(&mark, 2);
     for (size_t i = 0; i < ctx->norders; i++) {
         const order_t *o = &ctx->orders[i];
         if (!o->touched)
@@ -670,6 +671,9 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
         ka_buf_array_add(&roll.b[1], d->month);
         ka_buf_array_add_int(&roll.b[2], d->amount);
         roll.rows++;
+        ka_buf_array_add(&mark.b[0], d->rep);
+        ka_buf_array_add(&mark.b[1], d->month);
+        mark.rows++;
     }
     /* Orders before the rows that reference them. */
     struct {
@@ -683,6 +687,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
         {"order_event_history", &r->event, NULL},
         {"order_actual_add", &act, NULL},
         {"order_rollup_add", &roll, read_rollup},
+        {"order_forecast_dirty", &mark, NULL},
         {"order_violations", &r->violation, NULL},
         {"order_quality_add", &r->quality, NULL},
     };
@@ -697,6 +702,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     cols_free(&cleared);
     cols_free(&act);
     cols_free(&roll);
+    cols_free(&mark);
     return rc;
 }
 
@@ -853,6 +859,13 @@ static const char *statements[][2] = {
      "ON CONFLICT (node_id, period_month) DO UPDATE SET "
      "amount_minor = r.amount_minor + EXCLUDED.amount_minor, updated_at = now() "
      "RETURNING node_id, period_month::text, amount_minor"},
+    /* The forecast worker recomputes closed revenue of these reps' months
+     * and quarters. */
+    {"order_forecast_dirty",
+     "INSERT INTO forecast_dirty (node_id, period_kind, period_start) "
+     "SELECT DISTINCT d.rep, k.kind, date_trunc(k.kind, d.month::date)::date "
+     "FROM unnest($1::text[], $2::text[]) AS d(rep, month) "
+     "CROSS JOIN (VALUES ('month'), ('quarter')) AS k(kind)"},
     {"order_violations",
      "INSERT INTO distributor_violation (order_id, kind, line_no, distributor_id, sku, "
      "ship_to_region, unit_price_minor, floor_price_minor, detected_at) "
