@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "ka_account_key.h"
+#include "ka_envelope.h"
 #include "order_decode.h"
 
 #define DAY_MS 86400000LL
@@ -10,13 +11,6 @@
 /* An order is booked, cancelled or returned in the past; one day covers
  * clock skew and ERP systems that stamp local time by mistake. */
 #define ORDER_MAX_FUTURE_MS DAY_MS
-
-/* As for visits and opportunities: an account or company name. */
-#define ORDER_MAX_NAME_LEN 500
-
-/* A credit code is 18 ASCII characters; allow any UTF-8 of that many
- * characters through the text check so the code check can name it. */
-#define ORDER_MAX_CODE_LEN (18 * 4)
 
 /* Products of two int64 values (quantity x price) need 127 bits; GCC and
  * Clang provide the type, __extension__ keeps -pedantic quiet about it. */
@@ -62,63 +56,18 @@ static ka_err_t check_required_enum(ka_reject_t *rej, const char *field,
     return ka_reject(rej, KA_REASON_ENUM, "%s has unknown value %d", field, value);
 }
 
-static int is_empty(const char *s)
-{
-    return !s || !*s;
-}
-
-static ka_err_t check_header(ka_reject_t *rej, const Ka__V1__EventHeader *h, int64_t now_ms)
-{
-    if (!h)
-        return ka_reject(rej, KA_REASON_MISSING, "header is required");
-    if (ka_check_id(rej, "header.event_id", h->event_id, KA_MAX_ID_LEN) ||
-        ka_check_time(rej, "header.occurred_at_ms", h->occurred_at_ms, now_ms,
-                      ORDER_MAX_FUTURE_MS) ||
-        ka_check_text(rej, "header.producer", h->producer, 200) ||
-        ka_check_text(rej, "header.correlation_id", h->correlation_id, 200))
-        return KA_ERR_INVALID;
-    return KA_OK;
-}
-
-/* The account must be resolvable: by our id, or else by the canonical key of
- * its credit code or name. A credit code that is given must be well-formed
- * even next to an id, since the worker records it on the account. */
-static ka_err_t check_account(ka_reject_t *rej, const Ka__V1__AccountRef *a)
-{
-    char key[KA_ACCOUNT_KEY_MAX];
-
-    if (!a)
-        return ka_reject(rej, KA_REASON_ACCOUNT, "account is required");
-    if (ka_check_optional_id(rej, "account.account_id", a->account_id, KA_MAX_ID_LEN) ||
-        ka_check_text(rej, "account.name", a->name, ORDER_MAX_NAME_LEN) ||
-        ka_check_text(rej, "account.unified_social_credit_code", a->unified_social_credit_code,
-                      ORDER_MAX_CODE_LEN))
-        return KA_ERR_INVALID;
-    if (is_empty(a->account_id) && is_empty(a->name) && is_empty(a->unified_social_credit_code))
-        return ka_reject(rej, KA_REASON_ACCOUNT,
-                         "account needs an account_id, a credit code or a name");
-    if (!is_empty(a->unified_social_credit_code) && !ka_uscc_valid(a->unified_social_credit_code))
-        return ka_reject(rej, KA_REASON_CREDIT_CODE,
-                         "account.unified_social_credit_code \"%.40s\" is not 18 characters of "
-                         "GB 32100 with a valid check character",
-                         a->unified_social_credit_code);
-    if (is_empty(a->account_id))
-        return ka_account_key(a->unified_social_credit_code, a->name, key, sizeof key, rej);
-    return KA_OK;
-}
-
 /* A distributor order names its distributor; a direct order names none (the
  * database stores NULL there and checks the pairing). channel has been
  * checked already. */
 static ka_err_t check_distributor(ka_reject_t *rej, Ka__V1__Channel channel, const char *id)
 {
     if (channel == KA__V1__CHANNEL__CHANNEL_DISTRIBUTOR) {
-        if (is_empty(id))
+        if (ka_is_empty(id))
             return ka_reject(rej, KA_REASON_MISSING,
                              "distributor_id is required for a distributor order");
         return ka_check_id(rej, "distributor_id", id, KA_MAX_ID_LEN);
     }
-    if (!is_empty(id))
+    if (!ka_is_empty(id))
         return ka_reject(rej, KA_REASON_MISSING,
                          "distributor_id must be empty for a direct order (got \"%.64s\")", id);
     return KA_OK;
@@ -187,13 +136,13 @@ ka_err_t order_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__O
     *out = ev;
     if (!ev)
         return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OrderEvent (%zu bytes)", len);
-    if (check_header(rej, ev->header, now_ms))
+    if (ka_check_header(rej, ev->header, now_ms, ORDER_MAX_FUTURE_MS))
         return KA_ERR_INVALID;
     if (event_id && idlen)
         snprintf(event_id, idlen, "%s", ev->header->event_id);
 
     if (ka_check_id(rej, "order_id", ev->order_id, KA_MAX_ID_LEN) ||
-        check_account(rej, ev->account) ||
+        ka_check_account_ref(rej, ev->account) ||
         ka_check_id(rej, "rep_id", ev->rep_id, KA_MAX_ID_LEN) ||
         ka_check_optional_id(rej, "opportunity_id", ev->opportunity_id, KA_MAX_ID_LEN) ||
         check_required_enum(rej, "channel", &ka__v1__channel__descriptor, ev->channel) ||

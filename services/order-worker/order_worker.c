@@ -16,6 +16,7 @@
 #include "ka_accounts.h"
 #include "ka_alert.h"
 #include "ka_buf.h"
+#include "ka_cols.h"
 #include "ka_ids.h"
 #include "ka_log.h"
 #include "order_decode.h"
@@ -54,12 +55,6 @@ typedef struct rollup_row {
     char *node, *month, *amount;
 } rollup_row_t;
 
-/* Column buffers of one batched statement (PostgreSQL array literals). */
-#define MAX_COLS 16
-typedef struct cols {
-    ka_buf_t b[MAX_COLS];
-    int n, rows;
-} cols_t;
 
 struct order_ctx {
     const ka_config_t *cfg;
@@ -86,36 +81,6 @@ struct order_ctx {
 static void copy(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
-}
-
-static void cols_begin(cols_t *c, int n)
-{
-    memset(c, 0, sizeof *c);
-    c->n = n;
-    for (int i = 0; i < n; i++)
-        ka_buf_array_begin(&c->b[i]);
-}
-
-static void cols_end(cols_t *c, ka_pg_param_t *params)
-{
-    for (int i = 0; i < c->n; i++) {
-        ka_buf_array_end(&c->b[i]);
-        params[i] = (ka_pg_param_t){ka_buf_str(&c->b[i]), 0, 0};
-    }
-}
-
-static void cols_free(cols_t *c)
-{
-    for (int i = 0; i < c->n; i++)
-        ka_buf_free(&c->b[i]);
-}
-
-static void add_ms(ka_buf_t *b, int64_t ms)
-{
-    if (ms)
-        ka_buf_array_add_int(b, ms);
-    else
-        ka_buf_array_add(b, NULL);
 }
 
 static void free_strv(char **v, size_t n)
@@ -371,7 +336,7 @@ out:
 /* Applying orders in memory --------------------------------------------------- */
 
 typedef struct rows {
-    cols_t event, violation, quality;
+    ka_cols_t event, violation, quality;
 } rows_t;
 
 static int known_dist(const order_ctx_t *ctx, const char *dist)
@@ -422,7 +387,7 @@ static int is_firing(order_ctx_t *ctx, const char *type, const char *dist, int m
 static void record_violation(rows_t *r, const order_t *o, const char *kind, int line_no,
                              const char *sku, int64_t price, int64_t floor, int64_t at_ms)
 {
-    cols_t *v = &r->violation;
+    ka_cols_t *v = &r->violation;
     ka_buf_array_add(&v->b[0], o->id);
     ka_buf_array_add(&v->b[1], kind);
     ka_buf_array_add_int(&v->b[2], line_no);
@@ -465,7 +430,7 @@ static ka_err_t check_channel(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, const or
         }
     }
     order_month(o->booked_ms, month);
-    cols_t *q = &r->quality;
+    ka_cols_t *q = &r->quality;
     ka_buf_array_add(&q->b[0], o->distributor);
     ka_buf_array_add(&q->b[1], month);
     ka_buf_array_add_int(&q->b[2], o->total);
@@ -523,7 +488,7 @@ static ka_err_t close_opportunity(ka_tx_t *tx, const order_t *o, char *errstr, s
 static void record_event(rows_t *r, const ka_event_t *ev, const Ka__V1__OrderEvent *e,
                          const char *not_applied)
 {
-    cols_t *c = &r->event;
+    ka_cols_t *c = &r->event;
     ka_buf_array_add(&c->b[0], e->order_id);
     ka_buf_array_add(&c->b[1], ev->event_id);
     ka_buf_array_add(&c->b[2], order_status_name(e->status));
@@ -607,16 +572,16 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
                              size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    cols_t ord, lines, cleared, act, roll, mark;
-    ka_pg_param_t p[MAX_COLS];
+    ka_cols_t ord, lines, cleared, act, roll, mark;
+    ka_pg_param_t p[KA_COLS_MAX];
     ka_err_t rc = KA_OK;
 
-    cols_begin(&ord, 15);
-    cols_begin(&lines, 5);
-    cols_begin(&cleared, 1);
-    cols_begin(&act, 6);
-    cols_begin(&roll, 3);
-    cols_begin(&mark, 2);
+    ka_cols_begin(&ord, 15);
+    ka_cols_begin(&lines, 5);
+    ka_cols_begin(&cleared, 1);
+    ka_cols_begin(&act, 6);
+    ka_cols_begin(&roll, 3);
+    ka_cols_begin(&mark, 2);
     for (size_t i = 0; i < ctx->norders; i++) {
         const order_t *o = &ctx->orders[i];
         if (!o->touched)
@@ -626,9 +591,9 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
                               o->region[0] ? o->region : NULL, o->status};
         for (int c = 0; c < 8; c++)
             ka_buf_array_add(&ord.b[c], text[c]);
-        add_ms(&ord.b[8], o->booked_ms);
-        add_ms(&ord.b[9], o->cancelled_ms);
-        add_ms(&ord.b[10], o->returned_ms);
+        ka_buf_array_add_ms(&ord.b[8], o->booked_ms);
+        ka_buf_array_add_ms(&ord.b[9], o->cancelled_ms);
+        ka_buf_array_add_ms(&ord.b[10], o->returned_ms);
         ka_buf_array_add_int(&ord.b[11], o->total);
         ka_buf_array_add(&ord.b[12], o->booked_event);
         ka_buf_array_add_int(&ord.b[13], o->last_event_ms);
@@ -678,7 +643,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     /* Orders before the rows that reference them. */
     struct {
         const char *stmt;
-        cols_t *c;
+        ka_cols_t *c;
         ka_pg_rows_fn cb;
     } steps[] = {
         {"order_upsert", &ord, NULL},
@@ -692,17 +657,17 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
         {"order_quality_add", &r->quality, NULL},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc == KA_OK; i++) {
-        cols_end(steps[i].c, p);
+        ka_cols_end(steps[i].c, p);
         if (steps[i].c->rows)
             rc = ka_pg_pipe_push(pg, steps[i].stmt, steps[i].c->n, p, steps[i].cb, ctx, errstr,
                                  errlen);
     }
-    cols_free(&ord);
-    cols_free(&lines);
-    cols_free(&cleared);
-    cols_free(&act);
-    cols_free(&roll);
-    cols_free(&mark);
+    ka_cols_free(&ord);
+    ka_cols_free(&lines);
+    ka_cols_free(&cleared);
+    ka_cols_free(&act);
+    ka_cols_free(&roll);
+    ka_cols_free(&mark);
     return rc;
 }
 
@@ -715,9 +680,9 @@ static ka_err_t order_apply(void *ud, ka_tx_t *tx, ka_event_t *const *events, si
 
     reset_batch(ctx);
     reset_rollup(ctx);
-    cols_begin(&r.event, 9);
-    cols_begin(&r.violation, 9);
-    cols_begin(&r.quality, 7);
+    ka_cols_begin(&r.event, 9);
+    ka_cols_begin(&r.violation, 9);
+    ka_cols_begin(&r.quality, 7);
     if ((rc = queue_reads(ctx, tx, events, n, errstr, errlen)) != KA_OK)
         goto out;
     for (size_t i = 0; i < n && rc == KA_OK; i++)
@@ -725,9 +690,9 @@ static ka_err_t order_apply(void *ud, ka_tx_t *tx, ka_event_t *const *events, si
     if (rc == KA_OK)
         rc = queue_writes(ctx, tx, &r, errstr, errlen);
 out:
-    cols_free(&r.event);
-    cols_free(&r.violation);
-    cols_free(&r.quality);
+    ka_cols_free(&r.event);
+    ka_cols_free(&r.violation);
+    ka_cols_free(&r.quality);
     return rc;
 }
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ka_account_key.h"
+#include "ka_envelope.h"
 #include "visit_decode.h"
 
 #define DAY_MS 86400000LL
@@ -12,10 +13,6 @@
 
 /* The latest explicit next-visit date, in days after the visit's own date. */
 #define VISIT_MAX_PLAN_DAYS 366
-
-/* A credit code is 18 ASCII characters; allow any UTF-8 of that many
- * characters through the text check so the code check can name it. */
-#define VISIT_MAX_CODE_LEN (18 * 4)
 
 /* ----------------------------------------------------------------------------
  * Field checks
@@ -45,11 +42,6 @@ static ka_err_t check_required_enum(ka_reject_t *rej, const char *field,
     return ka_reject(rej, KA_REASON_ENUM, "%s has unknown value %d", field, value);
 }
 
-static int is_empty(const char *s)
-{
-    return !s || !*s;
-}
-
 /* Empty or only ASCII white space. */
 static int is_blank(const char *s)
 {
@@ -57,46 +49,6 @@ static int is_blank(const char *s)
         if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
             return 0;
     return 1;
-}
-
-static ka_err_t check_header(ka_reject_t *rej, const Ka__V1__EventHeader *h, int64_t now_ms)
-{
-    if (!h)
-        return ka_reject(rej, KA_REASON_MISSING, "header is required");
-    if (ka_check_id(rej, "header.event_id", h->event_id, KA_MAX_ID_LEN) ||
-        ka_check_time(rej, "header.occurred_at_ms", h->occurred_at_ms, now_ms,
-                      VISIT_MAX_FUTURE_MS) ||
-        ka_check_text(rej, "header.producer", h->producer, 200) ||
-        ka_check_text(rej, "header.correlation_id", h->correlation_id, 200))
-        return KA_ERR_INVALID;
-    return KA_OK;
-}
-
-/* The account must be resolvable: by our id, or else by the canonical key of
- * its credit code or name. A credit code that is given must be well-formed
- * even next to an id, since the worker records it on the account. */
-static ka_err_t check_account(ka_reject_t *rej, const Ka__V1__AccountRef *a)
-{
-    char key[KA_ACCOUNT_KEY_MAX];
-
-    if (!a)
-        return ka_reject(rej, KA_REASON_ACCOUNT, "account is required");
-    if (ka_check_optional_id(rej, "account.account_id", a->account_id, KA_MAX_ID_LEN) ||
-        ka_check_text(rej, "account.name", a->name, VISIT_MAX_NAME_LEN) ||
-        ka_check_text(rej, "account.unified_social_credit_code", a->unified_social_credit_code,
-                      VISIT_MAX_CODE_LEN))
-        return KA_ERR_INVALID;
-    if (is_empty(a->account_id) && is_empty(a->name) && is_empty(a->unified_social_credit_code))
-        return ka_reject(rej, KA_REASON_ACCOUNT,
-                         "account needs an account_id, a credit code or a name");
-    if (!is_empty(a->unified_social_credit_code) && !ka_uscc_valid(a->unified_social_credit_code))
-        return ka_reject(rej, KA_REASON_CREDIT_CODE,
-                         "account.unified_social_credit_code \"%.40s\" is not 18 characters of "
-                         "GB 32100 with a valid check character",
-                         a->unified_social_credit_code);
-    if (is_empty(a->account_id))
-        return ka_account_key(a->unified_social_credit_code, a->name, key, sizeof key, rej);
-    return KA_OK;
 }
 
 static ka_err_t check_contacts(ka_reject_t *rej, Ka__V1__ContactMet **contacts, size_t n)
@@ -113,7 +65,7 @@ static ka_err_t check_contacts(ka_reject_t *rej, Ka__V1__ContactMet **contacts, 
         snprintf(field, sizeof field, "contacts[%zu].name", i);
         if (ka_check_text(rej, field, c->name, VISIT_MAX_NAME_LEN) != KA_OK)
             return KA_ERR_INVALID;
-        if (is_empty(c->contact_id) && is_blank(c->name))
+        if (ka_is_empty(c->contact_id) && is_blank(c->name))
             return ka_reject(rej, KA_REASON_MISSING, "contacts[%zu] needs a contact_id or a name",
                              i);
         snprintf(field, sizeof field, "contacts[%zu].title", i);
@@ -161,7 +113,7 @@ static ka_err_t check_follow_up(ka_reject_t *rej, const Ka__V1__FollowUpPlan *p,
             return KA_ERR_INVALID;
         has_interval = p->interval != 0;
     } else if (p->next_case == KA__V1__FOLLOW_UP_PLAN__NEXT_NEXT_VISIT_DATE &&
-               !is_empty(p->next_visit_date)) {
+               !ka_is_empty(p->next_visit_date)) {
         if (check_next_visit_date(rej, p->next_visit_date, visited_at_ms))
             return KA_ERR_INVALID;
         has_date = 1;
@@ -199,11 +151,11 @@ ka_err_t visit_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__V
     *out = ev;
     if (!ev)
         return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.VisitEvent (%zu bytes)", len);
-    if (check_header(rej, ev->header, now_ms))
+    if (ka_check_header(rej, ev->header, now_ms, VISIT_MAX_FUTURE_MS))
         return KA_ERR_INVALID;
     snprintf(event_id, idlen, "%s", ev->header->event_id);
 
-    if (check_account(rej, ev->account) ||
+    if (ka_check_account_ref(rej, ev->account) ||
         ka_check_id(rej, "rep_id", ev->rep_id, KA_MAX_ID_LEN) ||
         ka_check_time(rej, "visited_at_ms", ev->visited_at_ms, now_ms, VISIT_MAX_FUTURE_MS) ||
         check_required_enum(rej, "objective", &ka__v1__visit_objective__descriptor,

@@ -15,6 +15,7 @@
 #include "ka_accounts.h"
 #include "ka_alert.h"
 #include "ka_buf.h"
+#include "ka_cols.h"
 #include "ka_hash.h"
 #include "ka_log.h"
 #include "visit_decode.h"
@@ -52,12 +53,6 @@ typedef struct acct {
     int touched;
 } acct_t;
 
-/* Column buffers of one batched statement (PostgreSQL array literals). */
-#define MAX_COLS 20
-typedef struct cols {
-    ka_buf_t b[MAX_COLS];
-    int n, rows;
-} cols_t;
 
 struct visit_ctx {
     const ka_config_t *cfg;
@@ -79,37 +74,6 @@ struct visit_ctx {
 static void copy(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
-}
-
-static void cols_begin(cols_t *c, int n)
-{
-    memset(c, 0, sizeof *c);
-    c->n = n;
-    for (int i = 0; i < n; i++)
-        ka_buf_array_begin(&c->b[i]);
-}
-
-/* Ends the arrays and points params at them (valid until cols_free). */
-static void cols_end(cols_t *c, ka_pg_param_t *params)
-{
-    for (int i = 0; i < c->n; i++) {
-        ka_buf_array_end(&c->b[i]);
-        params[i] = (ka_pg_param_t){ka_buf_str(&c->b[i]), 0, 0};
-    }
-}
-
-static void cols_free(cols_t *c)
-{
-    for (int i = 0; i < c->n; i++)
-        ka_buf_free(&c->b[i]);
-}
-
-static void add_ms(ka_buf_t *b, int64_t ms)
-{
-    if (ms)
-        ka_buf_array_add_int(b, ms);
-    else
-        ka_buf_array_add(b, NULL);
 }
 
 static void free_dm(visit_ctx_t *ctx)
@@ -252,26 +216,26 @@ static ka_err_t queue_reads(visit_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *ev
 /* Applying visits in memory ------------------------------------------------------ */
 
 typedef struct rows {
-    cols_t visit, contact, visit_contact, man, acct, plan, unplan;
+    ka_cols_t visit, contact, visit_contact, man, acct, plan, unplan;
 } rows_t;
 
 static void rows_begin(rows_t *r)
 {
-    cols_begin(&r->visit, 19);
-    cols_begin(&r->contact, 7);
-    cols_begin(&r->visit_contact, 4);
-    cols_begin(&r->man, 5);
-    cols_begin(&r->acct, 6);
-    cols_begin(&r->plan, 7);
-    cols_begin(&r->unplan, 1);
+    ka_cols_begin(&r->visit, 19);
+    ka_cols_begin(&r->contact, 7);
+    ka_cols_begin(&r->visit_contact, 4);
+    ka_cols_begin(&r->man, 5);
+    ka_cols_begin(&r->acct, 6);
+    ka_cols_begin(&r->plan, 7);
+    ka_cols_begin(&r->unplan, 1);
 }
 
 static void rows_free(rows_t *r)
 {
-    cols_t *all[] = {&r->visit, &r->contact, &r->visit_contact, &r->man, &r->acct, &r->plan,
+    ka_cols_t *all[] = {&r->visit, &r->contact, &r->visit_contact, &r->man, &r->acct, &r->plan,
                      &r->unplan};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        cols_free(all[i]);
+        ka_cols_free(all[i]);
 }
 
 static void add_bool(ka_buf_t *b, int v)
@@ -325,7 +289,7 @@ static void record_visit(rows_t *r, const acct_t *a, const ka_event_t *ev,
                          const Ka__V1__VisitEvent *e, int64_t next_due, int64_t plan_due,
                          int on_time, int superseded)
 {
-    cols_t *v = &r->visit;
+    ka_cols_t *v = &r->visit;
     const Ka__V1__FollowUpPlan *f = e->follow_up;
     int days = f && f->next_case == KA__V1__FOLLOW_UP_PLAN__NEXT_INTERVAL
                    ? visit_interval_days(f->interval)
@@ -349,9 +313,9 @@ static void record_visit(rows_t *r, const acct_t *a, const ka_event_t *ev,
     ka_buf_array_add(&v->b[13], f && f->next_case == KA__V1__FOLLOW_UP_PLAN__NEXT_NEXT_VISIT_DATE
                                     ? f->next_visit_date
                                     : NULL);
-    add_ms(&v->b[14], next_due);
+    ka_buf_array_add_ms(&v->b[14], next_due);
     ka_buf_array_add(&v->b[15], e->notes && *e->notes ? e->notes : NULL);
-    add_ms(&v->b[16], plan_due);
+    ka_buf_array_add_ms(&v->b[16], plan_due);
     add_bool(&v->b[17], on_time);
     add_bool(&v->b[18], superseded);
     v->rows++;
@@ -464,7 +428,7 @@ static ka_err_t queue_writes(visit_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
                              size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    ka_pg_param_t p[MAX_COLS];
+    ka_pg_param_t p[KA_COLS_MAX];
     ka_err_t rc = KA_OK;
 
     for (size_t i = 0; i < ctx->naccts; i++) {
@@ -473,10 +437,10 @@ static ka_err_t queue_writes(visit_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
             continue;
         ka_buf_array_add(&r->acct.b[0], a->id);
         ka_buf_array_add(&r->acct.b[1], a->man_class[0] ? a->man_class : NULL);
-        add_ms(&r->acct.b[2], a->man_class_ms);
-        add_ms(&r->acct.b[3], a->last_visit_ms);
-        add_ms(&r->acct.b[4], a->last_dm_ms);
-        add_ms(&r->acct.b[5], a->last_activity_ms);
+        ka_buf_array_add_ms(&r->acct.b[2], a->man_class_ms);
+        ka_buf_array_add_ms(&r->acct.b[3], a->last_visit_ms);
+        ka_buf_array_add_ms(&r->acct.b[4], a->last_dm_ms);
+        ka_buf_array_add_ms(&r->acct.b[5], a->last_activity_ms);
         r->acct.rows++;
         if (!a->plan_changed)
             continue;
@@ -500,7 +464,7 @@ static ka_err_t queue_writes(visit_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     /* In dependency order: visits before the contacts and plans naming them. */
     struct {
         const char *stmt;
-        cols_t *c;
+        ka_cols_t *c;
     } steps[] = {
         {"visit_insert", &r->visit},       {"visit_contacts", &r->contact},
         {"visit_contact_links", &r->visit_contact}, {"visit_man_history", &r->man},
@@ -508,7 +472,7 @@ static ka_err_t queue_writes(visit_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
         {"visit_plan_delete", &r->unplan},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc == KA_OK; i++) {
-        cols_end(steps[i].c, p);
+        ka_cols_end(steps[i].c, p);
         if (steps[i].c->rows)
             rc = ka_pg_pipe_push(pg, steps[i].stmt, steps[i].c->n, p, NULL, NULL, errstr, errlen);
     }

@@ -11,13 +11,14 @@
 
 #include <cmocka.h>
 
+#include "ka_envelope.h"
 #include "order_decode.h"
 
 #define NOW 1773135000000LL    /* 2026-03-10T09:30:00Z */
 #define BOOKED 1773127800000LL /* 2026-03-10T07:30:00Z */
 #define HOUR 3600000LL
 #define VALID_USCC "91350100M000100Y43"
-#define NAME_MAX_LEN 500 /* ORDER_MAX_NAME_LEN in order_decode.c */
+#define NAME_MAX_LEN KA_MAX_ACCOUNT_NAME_LEN
 
 typedef struct fixture {
     Ka__V1__EventHeader h;
