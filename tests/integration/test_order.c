@@ -44,6 +44,7 @@ static ka_config_t *cfg;
 static ka_pg_t *pg;
 static ka_producer_t *kp;
 static pid_t live[2];
+static pid_t scaled[3]; /* the scale-out test's instances */
 
 typedef struct order_model {
     char id[64];
@@ -557,6 +558,38 @@ static void sigkill_mid_stream_ends_in_the_same_state(void **state)
     free_run(&r);
 }
 
+/* Scale-out: three instances in one consumer group share the partitions;
+ * one is killed mid-stream and the others take its partitions over from
+ * the offsets stored with the state: nothing lost, nothing counted twice. */
+static void three_instances_one_killed_mid_stream_match_the_model(void **state)
+{
+    static run_t r;
+    (void)state;
+    init_run(&r, "s", 42); /* the same stream as the single-worker runs */
+    play_stream(&r);
+    for (int i = 0; i < 3; i++) {
+        scaled[i] = spawn_order_worker(&r);
+        live[0] = 0;
+    }
+    long long seen = 0;
+    for (int waited = 0; waited < 60000 && seen < r.produced / 3; waited += 5) {
+        seen = it_pg_int(pg, "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
+                             "WHERE consumer_group = $1", r.group);
+        usleep(5000);
+    }
+    it_stop(scaled[1], SIGKILL);
+    scaled[1] = 0;
+    assert_true(seen < r.produced); /* it died mid-stream */
+    wait_consumed(&r);
+    for (int i = 0; i < 3; i += 2) {
+        it_stop(scaled[i], SIGTERM);
+        scaled[i] = 0;
+    }
+    check_actuals(&r);
+    check_dead_letters(&r);
+    free_run(&r);
+}
+
 /* An opportunity event to the run's opportunity topic. */
 static void send_opp(run_t *r, const char *opp, int kind, int64_t at)
 {
@@ -835,6 +868,12 @@ static int kill_leftovers(void **state)
             waitpid(live[i], NULL, 0);
             live[i] = 0;
         }
+    for (int i = 0; i < 3; i++)
+        if (scaled[i] > 0) {
+            kill(scaled[i], SIGKILL);
+            waitpid(scaled[i], NULL, 0);
+            scaled[i] = 0;
+        }
     if (current_run)
         free_run(current_run);
     return 0;
@@ -860,6 +899,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(mixed_stream_matches_model, kill_leftovers),
         cmocka_unit_test_teardown(sigkill_mid_stream_ends_in_the_same_state, kill_leftovers),
+        cmocka_unit_test_teardown(three_instances_one_killed_mid_stream_match_the_model,
+                                  kill_leftovers),
         cmocka_unit_test_teardown(an_order_closes_its_opportunity_once_in_either_order,
                                   kill_leftovers),
         cmocka_unit_test_teardown(tiers_split_by_the_80_20_rule_and_churn_fires_once,
