@@ -1,4 +1,5 @@
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,18 @@
 #include "ka_alert.h"
 #include "ka_buf.h"
 #include "ka_hash.h"
+#include "ka_metrics.h"
+
+static ka_metric_t *transitions;
+static pthread_once_t transitions_once = PTHREAD_ONCE_INIT;
+
+static void transitions_init(void)
+{
+    transitions = ka_metrics_counter(ka_metrics_global(), "ka_alert_transitions_total",
+                                     "Alert transitions committed, by alert type and transition "
+                                     "(firing, resolved)",
+                                     "type,transition");
+}
 
 void ka_alert_fingerprint(char out[KA_FINGERPRINT_LEN], const char *type,
                           const char *const *labels, size_t nlabels)
@@ -155,6 +168,13 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         .len = len,
     };
     rc = ka_tx_emit(tx, &row, errstr, errlen);
+    if (rc == KA_OK) {
+        /* Counted when the transaction commits: a rolled-back batch is
+         * retried and would count its transitions twice. */
+        pthread_once(&transitions_once, transitions_init);
+        const char *labels[] = {a->type, firing ? "firing" : "resolved"};
+        ka_metrics_stage_inc(ka_metrics_series(transitions, labels));
+    }
 out:
     free(payload);
     free(djson);

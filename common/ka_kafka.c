@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,10 @@ struct ka_consumer {
     ka_consumer_hooks_t hooks;
     int failed; /* a hook refused an assignment: the consumer cannot go on */
     char failure[KA_ERRSTR_SIZE];
+    int connected; /* from the statistics; see ka_consumer_connected */
 };
+
+#define STATS_INTERVAL "1000" /* ms: how fresh ka_consumer_connected is */
 
 struct ka_producer {
     rd_kafka_t *rk;
@@ -52,6 +56,30 @@ static rd_kafka_conf_t *base_conf(const char *brokers, char *errstr, size_t errl
 }
 
 /* Consumer ----------------------------------------------------------------- */
+
+/* The statistics tell whether the client holds a broker connection and its
+ * group coordinator ("cgrp" state "up"): the consumer's view of being
+ * connected. Runs inside rd_kafka_consumer_poll, on the loop's thread. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    ka_consumer_t *kc = opaque;
+    const char *key;
+    json_t *broker;
+    int broker_up = 0;
+    (void)rk;
+    json_t *root = json_loadb(json, json_len, 0, NULL);
+    const char *cgrp = json_string_value(json_object_get(json_object_get(root, "cgrp"), "state"));
+    json_object_foreach(json_object_get(root, "brokers"), key, broker)
+    {
+        const char *state = json_string_value(json_object_get(broker, "state"));
+        if (state && strcmp(state, "UP") == 0 &&
+            json_integer_value(json_object_get(broker, "nodeid")) >= 0)
+            broker_up = 1;
+    }
+    kc->connected = broker_up && cgrp && strcmp(cgrp, "up") == 0;
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
 
 static ka_partition_t *to_parts(const rd_kafka_topic_partition_list_t *list)
 {
@@ -127,11 +155,13 @@ ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics
         conf_set(conf, "isolation.level", "read_committed", errstr, errlen) ||
         conf_set(conf, "session.timeout.ms", "10000", errstr, errlen) ||
         conf_set(conf, "heartbeat.interval.ms", "1000", errstr, errlen) ||
-        conf_set(conf, "fetch.wait.max.ms", "10", errstr, errlen)) {
+        conf_set(conf, "fetch.wait.max.ms", "10", errstr, errlen) ||
+        conf_set(conf, "statistics.interval.ms", STATS_INTERVAL, errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, kc);
     kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!kc->rk) {
@@ -184,8 +214,11 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
                      rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?", rkm->partition,
                      rd_kafka_message_errstr(rkm));
             rc = KA_ERR;
-        } else if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF && kc->hooks.on_error) {
-            kc->hooks.on_error(kc->hooks.ud, rd_kafka_message_errstr(rkm));
+        } else if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+                kc->connected = 0; /* until the statistics see a broker again */
+            if (kc->hooks.on_error)
+                kc->hooks.on_error(kc->hooks.ud, rd_kafka_message_errstr(rkm));
         }
         rd_kafka_message_destroy(rkm);
         return rc;
@@ -238,6 +271,33 @@ int ka_consumer_assigned(ka_consumer_t *kc)
     if (list)
         rd_kafka_topic_partition_list_destroy(list);
     return n;
+}
+
+int ka_consumer_connected(const ka_consumer_t *kc)
+{
+    return kc->connected;
+}
+
+ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition,
+                         int64_t next_offset, int64_t *lag)
+{
+    int64_t low = -1, high = -1;
+    /* Cached from fetch responses: no request to the broker. */
+    if (rd_kafka_get_watermark_offsets(kc->rk, topic, partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+        return KA_ERR;
+    if (next_offset < 0) {
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, topic, partition);
+        if (rd_kafka_position(kc->rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            next_offset = list->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(list);
+        if (next_offset < 0)
+            return KA_ERR;
+    }
+    *lag = high > next_offset ? high - next_offset : 0;
+    return KA_OK;
 }
 
 void ka_consumer_free(ka_consumer_t *kc)

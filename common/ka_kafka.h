@@ -69,6 +69,20 @@ ka_err_t ka_consumer_seek(ka_consumer_t *kc, const ka_partition_t *parts, size_t
 /* Number of partitions currently assigned. */
 int ka_consumer_assigned(ka_consumer_t *kc);
 
+/* Non-zero while the consumer is connected to Kafka: a broker connection and
+ * the group coordinator are up, as the client's statistics reported them
+ * (every second, served by ka_consumer_poll), and no "all brokers down" error
+ * came since. 0 until the first statistics. */
+int ka_consumer_connected(const ka_consumer_t *kc);
+
+/* The lag of an assigned partition: its high watermark as the last fetch
+ * response reported it (no broker round trip) minus `next_offset`, the next
+ * offset the caller will commit, or minus the consumer's position when
+ * next_offset is negative. Returns KA_OK with *lag set (never negative), or
+ * KA_ERR while either end is unknown. Not for the rebalance hooks. */
+ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition,
+                         int64_t next_offset, int64_t *lag);
+
 /* Leaves the group (running on_revoke) and frees everything. Free every
  * message of this consumer first: librdkafka waits for them. No operation is
  * performed if kc is NULL. */

@@ -1,13 +1,21 @@
 #include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ka_buf.h"
+#include "ka_metrics.h"
 #include "ka_outbox.h"
 
 /* Any fixed number: it names the relay's lock among the database's locks. */
 #define RELAY_LOCK_KEY "4242001"
+
+/* The backlog is counted at most this often (one index scan of the
+ * unpublished rows); a round that emptied the outbox knows it is 0. */
+#define BACKLOG_INTERVAL_MS 1000
 
 struct ka_relay {
     const ka_config_t *cfg;
@@ -15,7 +23,41 @@ struct ka_relay {
     ka_producer_t *kp;
     int leader;
     int batch;
+    int64_t next_backlog_ms;
 };
+
+/* Metrics, in the process's registry. */
+static ka_series_t *m_published, *m_unconfirmed, *m_backlog, *m_leader;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+    ka_metrics_t *m = ka_metrics_global();
+    m_published = ka_metrics_series(
+        ka_metrics_counter(m, "ka_outbox_published_total",
+                           "Outbox rows published: confirmed by Kafka and marked published", NULL),
+        NULL);
+    m_unconfirmed = ka_metrics_series(
+        ka_metrics_counter(m, "ka_outbox_unconfirmed_total",
+                           "Outbox rows sent that Kafka did not confirm (sent again later)", NULL),
+        NULL);
+    m_backlog = ka_metrics_series(
+        ka_metrics_gauge(m, "ka_outbox_backlog_rows",
+                         "Unpublished outbox rows (every worker's), as the relay last counted them",
+                         NULL),
+        NULL);
+    m_leader = ka_metrics_series(
+        ka_metrics_gauge(m, "ka_outbox_relay_leader",
+                         "1 while this process's relay holds the publishing lock", NULL),
+        NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
@@ -88,6 +130,7 @@ static void on_delivery(void *ud, void *msg_opaque, ka_err_t status, int possibl
 ka_relay_t *ka_relay_new(const ka_config_t *cfg, char *errstr, size_t errlen)
 {
     ka_relay_t *relay = ka_calloc(1, sizeof *relay);
+    pthread_once(&metrics_once, metrics_init);
     relay->cfg = cfg;
     relay->batch = (int)ka_config_int(cfg, "KA_OUTBOX_BATCH");
     relay->pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), errstr, errlen);
@@ -230,6 +273,32 @@ static int give_up_at_once(void)
     return 1;
 }
 
+static int read_count(void *ud, const ka_pgres_t *res)
+{
+    *(long long *)ud = ka_pgres_rows(res) ? ka_pgres_int(res, 0, 0, -1) : -1;
+    return 0;
+}
+
+/* Updates the backlog gauge: 0 when the caller knows the outbox is empty,
+ * else a count at most every BACKLOG_INTERVAL_MS. A failed count keeps the
+ * last value (the round's own error tells what is wrong). */
+static void note_backlog(ka_relay_t *relay, int known_empty)
+{
+    char err[KA_ERRSTR_SIZE];
+    long long n = -1;
+    int64_t now = mono_ms();
+    if (!known_empty && now < relay->next_backlog_ms)
+        return;
+    relay->next_backlog_ms = now + BACKLOG_INTERVAL_MS;
+    if (known_empty)
+        n = 0;
+    else if (ka_pg_query(relay->pg, "SELECT count(*) FROM outbox WHERE published_at IS NULL", 0,
+                         NULL, read_count, &n, err, sizeof err) != KA_OK)
+        return;
+    if (n >= 0)
+        ka_metrics_set(m_backlog, (double)n);
+}
+
 ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *errstr,
                         size_t errlen)
 {
@@ -258,6 +327,9 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
     if (!relay->leader) {
         rc = ka_pg_query(relay->pg, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", 0, NULL,
                          read_lock, &relay->leader, errstr, errlen);
+        ka_metrics_set(m_leader, relay->leader);
+        if (rc == KA_OK && !relay->leader)
+            note_backlog(relay, 0); /* another process publishes: still worth watching */
         if (rc != KA_OK || !relay->leader)
             return rc;
     }
@@ -286,17 +358,25 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
         mrc = mark(relay, &r, -1,
                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
                    errstr, errlen);
+    int unconfirmed = 0;
     for (int i = 0; i < r.n; i++) {
-        if (r.rows[i].state == 1)
+        if (r.rows[i].state == 1) {
             (*published)++;
-        else if (rc == KA_OK)
-            rc = KA_ERR_RETRY; /* some rows were not confirmed: Kafka is unwell */
+        } else {
+            unconfirmed++;
+            if (rc == KA_OK)
+                rc = KA_ERR_RETRY; /* some rows were not confirmed: Kafka is unwell */
+        }
     }
     if (rc == KA_ERR_RETRY && errstr[0] == '\0')
         snprintf(errstr, errlen, "outbox relay: Kafka did not confirm every row");
     if (mrc != KA_OK)
         rc = mrc;
     *pending = r.n == relay->batch;
+    if (mrc == KA_OK)
+        ka_metrics_add(m_published, *published);
+    ka_metrics_add(m_unconfirmed, unconfirmed);
+    note_backlog(relay, rc == KA_OK && !*pending);
 out:
     free_round(&r);
     return rc;

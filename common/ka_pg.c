@@ -1,9 +1,11 @@
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ka_metrics.h"
 #include "ka_pg.h"
 
 typedef struct prepared {
@@ -29,6 +31,28 @@ struct ka_pg {
 };
 
 #define MAX_PARAMS 64
+
+/* Round trips, into the process's registry: a statement (or a pipeline, from
+ * its sync to its last result) sent and answered. */
+static ka_series_t *rtt;
+static pthread_once_t rtt_once = PTHREAD_ONCE_INIT;
+
+static void rtt_init(void)
+{
+    rtt = ka_metrics_series(
+        ka_metrics_histogram(ka_metrics_global(), "ka_pg_round_trip_seconds",
+                             "PostgreSQL round trips: a statement, or a pipeline from its sync "
+                             "to its last result (includes the server's work)",
+                             NULL, KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS),
+        NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void sleep_ms(int ms)
 {
@@ -90,6 +114,7 @@ static PGconn *open_conn(const char *dsn, char *errstr, size_t errlen)
 
 ka_pg_t *ka_pg_connect(const char *dsn, char *errstr, size_t errlen)
 {
+    pthread_once(&rtt_once, rtt_init);
     PGconn *conn = open_conn(dsn, errstr, errlen);
     if (!conn)
         return NULL;
@@ -204,7 +229,10 @@ ka_err_t ka_pg_prepare(ka_pg_t *pg, const char *name, const char *sql, char *err
 
 ka_err_t ka_pg_exec(ka_pg_t *pg, const char *sql, char *errstr, size_t errlen)
 {
+    double t0 = now_s();
     PGresult *res = PQexec(pg->conn, sql);
+    if (PQstatus(pg->conn) == CONNECTION_OK) /* a round trip, not a dead connection */
+        ka_metrics_observe(rtt, now_s() - t0);
     ExecStatusType st = PQresultStatus(res);
     ka_err_t rc = KA_OK;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
@@ -248,10 +276,13 @@ ka_err_t ka_pg_query(ka_pg_t *pg, const char *stmt, int nparams, const ka_pg_par
         return KA_ERR;
     }
     split_params(nparams, params, values, lengths, formats);
+    double t0 = now_s();
     if (find_prepared(pg, stmt))
         res = PQexecPrepared(pg->conn, stmt, nparams, values, lengths, formats, 0);
     else
         res = PQexecParams(pg->conn, stmt, nparams, NULL, values, lengths, formats, 0);
+    if (PQstatus(pg->conn) == CONNECTION_OK) /* a round trip, not a dead connection */
+        ka_metrics_observe(rtt, now_s() - t0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         if (cb && cb(ud, (const ka_pgres_t *)res)) {
@@ -326,6 +357,7 @@ static void read_statement(ka_pg_t *pg, const pending_t *p, ka_err_t *rc, char *
 ka_err_t ka_pg_pipe_run(ka_pg_t *pg, char *errstr, size_t errlen)
 {
     ka_err_t rc = KA_OK;
+    double t0 = now_s();
 
     if (!PQpipelineSync(pg->conn)) {
         set_err(errstr, errlen, "could not send pipeline", PQerrorMessage(pg->conn));
@@ -345,6 +377,7 @@ ka_err_t ka_pg_pipe_run(ka_pg_t *pg, char *errstr, size_t errlen)
         PGresult *res = PQgetResult(pg->conn); /* the sync marker */
         PQclear(res);
         PQexitPipelineMode(pg->conn);
+        ka_metrics_observe(rtt, now_s() - t0);
     }
     pg->in_pipeline = 0;
     pg->npending = 0;

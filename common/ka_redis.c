@@ -1,8 +1,11 @@
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "ka_metrics.h"
 #include "ka_redis.h"
 
 struct ka_redis {
@@ -12,6 +15,28 @@ struct ka_redis {
     int timeout_ms;
     int queued;
 };
+
+/* Round trips, into the process's registry: a command, or a pipeline from
+ * its first write to its last reply. */
+static ka_series_t *rtt;
+static pthread_once_t rtt_once = PTHREAD_ONCE_INIT;
+
+static void rtt_init(void)
+{
+    rtt = ka_metrics_series(
+        ka_metrics_histogram(ka_metrics_global(), "ka_redis_round_trip_seconds",
+                             "Redis round trips: a command, or a pipeline from its first write "
+                             "to its last reply",
+                             NULL, KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS),
+        NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static redisContext *open_ctx(const char *host, int port, int timeout_ms, char *errstr,
                               size_t errlen)
@@ -32,6 +57,7 @@ static redisContext *open_ctx(const char *host, int port, int timeout_ms, char *
 ka_redis_t *ka_redis_connect(const char *host, int port, int timeout_ms, char *errstr,
                              size_t errlen)
 {
+    pthread_once(&rtt_once, rtt_init);
     redisContext *ctx = open_ctx(host, port, timeout_ms, errstr, errlen);
     if (!ctx)
         return NULL;
@@ -89,6 +115,8 @@ ka_err_t ka_redis_flush(ka_redis_t *rds, char *errstr, size_t errlen)
     ka_err_t rc = KA_OK;
     if (ensure(rds, errstr, errlen) != 0)
         return KA_ERR_RETRY;
+    double t0 = now_s();
+    int any = rds->queued > 0;
     while (rds->queued > 0) {
         redisReply *reply = NULL;
         if (redisGetReply(rds->ctx, (void **)&reply) != REDIS_OK) {
@@ -103,6 +131,8 @@ ka_err_t ka_redis_flush(ka_redis_t *rds, char *errstr, size_t errlen)
         }
         freeReplyObject(reply);
     }
+    if (any)
+        ka_metrics_observe(rtt, now_s() - t0);
     return rc;
 }
 
@@ -115,7 +145,10 @@ static redisReply *command(ka_redis_t *rds, char *errstr, size_t errlen, int arg
         return NULL;
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
+    double t0 = now_s();
     reply = redisCommandArgv(rds->ctx, argc, argv, lens);
+    if (reply)
+        ka_metrics_observe(rtt, now_s() - t0);
     if (!reply) {
         snprintf(errstr, errlen, "Redis connection failed: %s", rds->ctx->errstr);
         return NULL;

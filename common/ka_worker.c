@@ -1,24 +1,54 @@
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ka_buf.h"
+#include "ka_http.h"
 #include "ka_log.h"
+#include "ka_metrics.h"
 #include "ka_signal.h"
 #include "ka_worker.h"
 
 #define IDLE_POLL_MS 100
 #define CACHE_CHECK_MS 5000
+#define LAG_INTERVAL_MS 1000     /* consumer lag from cached high watermarks */
+#define ALERTS_INTERVAL_MS 5000  /* firing alerts counted; an idle lost PostgreSQL re-tried */
+#define MAX_ALERT_TYPES 64
+/* SIGTERM drain: the outbox relay gets this long to publish what the last
+ * batches wrote (a round in progress finishes: its flush waits up to 10 s);
+ * the rest stays in the outbox for the next relay. */
+#define DRAIN_RELAY_MS 5000
+/* The hard bound: a drain still going this long after SIGTERM/SIGINT (a
+ * broker that never answers the consumer's close, a server that hangs) ends
+ * the process with exit code 1. Everything committed is safe in PostgreSQL. */
+#define DRAIN_MAX_MS 20000
+/* /healthz fails when the loop made no round for this long (and at least
+ * 3 x KA_RETRY_MAX_MS, the longest back-off sleep between rounds). */
+#define STALL_MIN_MS 300000
+
+enum { STATE_STARTING, STATE_RUNNING, STATE_STOPPED };
 
 typedef struct part_state {
     char *topic;
     int32_t partition;
     int64_t stored_next; /* -1: no row in consumer_offset yet */
 } part_state_t;
+
+/* Handles of the loop's metrics in the process's registry (never removed, so
+ * the handles stay valid); labelled families are looked up when used. */
+typedef struct worker_metrics {
+    ka_series_t *consumed, *applied, *duplicates, *batches, *rollbacks, *fenced;
+    ka_series_t *rebuilds_ok, *rebuilds_failed;
+    ka_series_t *batch_size, *processing, *end_to_end;
+    ka_series_t *assigned, *ready, *up_pg, *up_redis, *up_kafka, *last_round;
+    ka_metric_t *info, *dead_lettered, *lag, *firing;
+} worker_metrics_t;
 
 struct ka_worker {
     const ka_config_t *cfg;
@@ -41,6 +71,23 @@ struct ka_worker {
     int cache_stale; /* Redis missed writes: rebuild when reachable */
     int64_t next_cache_check_ms;
     ka_worker_stats_t stats;
+
+    /* Operations: metrics, /metrics /healthz /readyz, the drain watchdog. */
+    worker_metrics_t m;
+    double batch_started_s; /* monotonic: when the batch's first event was polled */
+    int64_t next_lag_ms, next_alerts_ms;
+    char *alert_types[MAX_ALERT_TYPES]; /* seen firing: reset to 0 when none fire */
+    size_t nalert_types;
+    int alerts_query_failed;
+    ka_http_t *http;
+    int64_t stall_ms;
+    /* Written by the loop, read by the HTTP thread. */
+    atomic_int state, up_pg, up_redis, up_kafka, nassigned;
+    _Atomic long long heartbeat_ms;
+    pthread_t watchdog;
+    int watchdog_running, watchdog_quit;
+    pthread_mutex_t watchdog_lock;
+    pthread_cond_t watchdog_cond;
 };
 
 struct ka_tx {
@@ -58,6 +105,21 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Kafka timestamps are real time: no KA_CLOCK_OFFSET_MS here. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int should_stop(void)
 {
     return ka_signal_stop_requested() || (current_worker && atomic_load(&current_worker->stop));
@@ -67,6 +129,17 @@ static void log_pg_retry(const char *err, int next_ms)
 {
     ka_log(KA_LOG_WARN, "PostgreSQL unavailable, retrying", "{s:s,s:i}", "error", err,
            "retry_in_ms", next_ms);
+    if (current_worker) { /* the loop is alive, waiting for PostgreSQL */
+        atomic_store(&current_worker->up_pg, 0);
+        atomic_store(&current_worker->heartbeat_ms, mono_ms());
+    }
+}
+
+static void lag_labels(const part_state_t *p, char *part, size_t len, const char *labels[2])
+{
+    snprintf(part, len, "%d", (int)p->partition);
+    labels[0] = p->topic;
+    labels[1] = part;
 }
 
 /* Partition bookkeeping ------------------------------------------------------ */
@@ -98,8 +171,12 @@ static part_state_t *add_part(ka_worker_t *w, const char *topic, int32_t partiti
 static void remove_part(ka_worker_t *w, const char *topic, int32_t partition)
 {
     part_state_t *p = find_part(w, topic, partition);
+    char part[16];
+    const char *labels[2];
     if (!p)
         return;
+    lag_labels(p, part, sizeof part, labels);
+    ka_metrics_remove(w->m.lag, labels); /* not ours any more: no stale lag */
     free(p->topic);
     *p = w->parts[--w->nparts];
 }
@@ -458,6 +535,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     size_t nvalid = 0, nfresh = 0;
     ka_err_t rc;
 
+    ka_metrics_stage_discard(); /* alert transitions count only once committed */
     ka_buf_array_begin(&ids);
     ka_buf_array_begin(&topics);
     ka_buf_array_begin(&parts);
@@ -542,6 +620,10 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];
 out:
+    if (rc == KA_OK)
+        ka_metrics_stage_commit();
+    else
+        ka_metrics_stage_discard();
     if (rc != KA_OK) {
         /* Statuses set during a rolled-back attempt must not leak into the retry. */
         for (size_t i = 0; i < n; i++)
@@ -564,6 +646,7 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
                                void *ud, char *errstr, size_t errlen)
 {
     ka_tx_t tx = {w, 0};
+    ka_metrics_stage_discard();
     ka_err_t rc = ka_pg_pipe_begin(w->pg, errstr, errlen);
     if (rc != KA_OK)
         return rc;
@@ -573,14 +656,20 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
     }
     rc = fn(ud, &tx, errstr, errlen);
     if (tx.failed)
-        return rc;
+        goto out;
     if (rc == KA_OK)
         rc = ka_pg_pipe_push(w->pg, "COMMIT", 0, NULL, NULL, NULL, errstr, errlen);
     if (rc != KA_OK) {
         abandon(w);
-        return rc;
+        goto out;
     }
-    return ka_pg_pipe_run(w->pg, errstr, errlen);
+    rc = ka_pg_pipe_run(w->pg, errstr, errlen);
+out:
+    if (rc == KA_OK)
+        ka_metrics_stage_commit();
+    else
+        ka_metrics_stage_discard();
+    return rc;
 }
 
 /* Redis --------------------------------------------------------------------- */
@@ -602,12 +691,14 @@ static void rebuild_cache(ka_worker_t *w)
                                   sizeof err);
         if (!w->rds) {
             w->cache_stale = 1;
+            ka_metrics_inc(w->m.rebuilds_failed);
             return;
         }
     }
     if (w->h->rebuild_cache(w->h->ud, w->pg, w->rds, err, sizeof err) != KA_OK) {
         ka_log(KA_LOG_WARN, "cache rebuild failed", "{s:s}", "error", err);
         w->cache_stale = 1;
+        ka_metrics_inc(w->m.rebuilds_failed);
         return;
     }
     cache_marker(w, marker, sizeof marker);
@@ -615,11 +706,13 @@ static void rebuild_cache(ka_worker_t *w)
     ka_redis_append_str(w->rds, 3, argv);
     if (ka_redis_flush(w->rds, err, sizeof err) != KA_OK) {
         w->cache_stale = 1;
+        ka_metrics_inc(w->m.rebuilds_failed);
         return;
     }
     if (w->cache_stale)
         ka_log(KA_LOG_INFO, "cache rebuilt from PostgreSQL", NULL);
     w->cache_stale = 0;
+    ka_metrics_inc(w->m.rebuilds_ok);
 }
 
 /* A flushed or restarted Redis lost the marker: rebuild. */
@@ -643,11 +736,16 @@ static void check_cache(ka_worker_t *w)
 
 /* The loop ------------------------------------------------------------------ */
 
-static void relay_round(ka_worker_t *w)
+/* Publishes the outbox, round after round while rows are pending. A
+ * deadline (>= 0) bounds the drain's rounds; without one the rounds end early
+ * when a stop is requested, so that the drain takes over. */
+static void relay_round(ka_worker_t *w, int64_t deadline_ms)
 {
     char err[KA_ERRSTR_SIZE];
     int published = 0, pending = 1;
     for (int rounds = 0; pending && rounds < 100; rounds++) {
+        if (rounds > 0 && (deadline_ms >= 0 ? mono_ms() >= deadline_ms : should_stop()))
+            break;
         ka_err_t rc = ka_relay_round(w->relay, &published, &pending, err, sizeof err);
         w->stats.published += (uint64_t)published;
         if (rc != KA_OK) {
@@ -690,12 +788,15 @@ static ka_err_t fill_batch(ka_worker_t *w)
                 break; /* idle */
             continue;
         }
-        if (deadline < 0)
+        if (deadline < 0) {
             deadline = mono_ms() + w->max_ms;
+            w->batch_started_s = mono_s();
+        }
         ka_event_t *ev = &w->batch[w->nbatch++];
         memset(ev, 0, sizeof *ev);
         ev->msg = m;
         w->stats.consumed++;
+        ka_metrics_inc(w->m.consumed);
         if (w->h->decode(w->h->ud, m, &ev->decoded, ev->event_id, sizeof ev->event_id,
                          &ev->reject) != KA_OK) {
             ev->status = KA_EVENT_REJECTED;
@@ -713,6 +814,8 @@ static void log_rejects(ka_worker_t *w, ka_event_t **evs, size_t n)
         if (evs[i]->status != KA_EVENT_REJECTED)
             continue;
         w->stats.dead_lettered++;
+        const char *reason[] = {evs[i]->reject.reason};
+        ka_metrics_inc(ka_metrics_series(w->m.dead_lettered, reason));
         ka_log(KA_LOG_WARN, "event dead-lettered", "{s:s,s:i,s:I,s:s,s:s,s:s}", "topic",
                evs[i]->msg->topic, "partition", evs[i]->msg->partition, "offset",
                (json_int_t)evs[i]->msg->offset, "event_id", evs[i]->event_id, "reason",
@@ -724,14 +827,25 @@ static void after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
 {
     char err[KA_ERRSTR_SIZE];
     ka_event_t **fresh = ka_calloc(n + 1, sizeof *fresh);
-    size_t nfresh = 0;
+    size_t nfresh = 0, ndup = 0;
+    int64_t now = wall_ms();
+    ka_metrics_inc(w->m.batches);
+    ka_metrics_observe(w->m.batch_size, (double)n);
+    ka_metrics_observe(w->m.processing, mono_s() - w->batch_started_s);
     for (size_t i = 0; i < n; i++) {
         if (evs[i]->status == KA_EVENT_NEW)
             fresh[nfresh++] = evs[i];
         else if (evs[i]->status == KA_EVENT_DUPLICATE)
-            w->stats.duplicates++;
+            ndup++;
+        if (evs[i]->msg->timestamp_ms >= 0) {
+            int64_t ms = now - evs[i]->msg->timestamp_ms;
+            ka_metrics_observe(w->m.end_to_end, ms > 0 ? (double)ms / 1000.0 : 0.0);
+        }
     }
+    w->stats.duplicates += ndup;
     w->stats.applied += nfresh;
+    ka_metrics_add(w->m.duplicates, (double)ndup);
+    ka_metrics_add(w->m.applied, (double)nfresh);
     log_rejects(w, evs, n);
     if (nfresh && w->h->after_commit && !w->cache_stale) {
         if (!w->rds ||
@@ -765,6 +879,7 @@ static ka_err_t process_batch(ka_worker_t *w)
         ka_log(KA_LOG_WARN, "batch failed, isolating the failing event", "{s:s,s:i}", "error",
                err, "events", (int)n);
         w->stats.rollbacks++;
+        ka_metrics_inc(w->m.rollbacks);
         for (size_t i = 0; i < n; i++) {
             rc = commit_events(w, &evs[i], 1, err, sizeof err);
             if (rc == KA_ERR) {
@@ -779,6 +894,323 @@ static ka_err_t process_batch(ka_worker_t *w)
     }
     free(evs);
     return rc;
+}
+
+/* Operations: metrics, health, readiness, the drain watchdog -------------- */
+
+static const double batch_size_buckets[] = {1,   2,    5,    10,   20,    50,    100,   200,
+                                            500, 1000, 2000, 5000, 10000, 20000, 50000, 100000};
+
+static void register_metrics(ka_worker_t *w)
+{
+    ka_metrics_t *m = ka_metrics_global();
+    worker_metrics_t *wm = &w->m;
+    const char *info[] = {ka_config_service(w->cfg), w->group};
+    wm->info = ka_metrics_gauge(m, "ka_worker_info", "The worker's service and consumer group",
+                                "service,group");
+    ka_metrics_set(ka_metrics_series(wm->info, info), 1);
+    wm->consumed = ka_metrics_series(
+        ka_metrics_counter(m, "ka_events_consumed_total",
+                           "Events polled from Kafka (read again after a rollback: counted again)",
+                           NULL),
+        NULL);
+    wm->applied = ka_metrics_series(
+        ka_metrics_counter(m, "ka_events_applied_total", "New events applied and committed", NULL),
+        NULL);
+    wm->duplicates = ka_metrics_series(
+        ka_metrics_counter(m, "ka_events_duplicate_total",
+                           "Events committed as duplicates of an event id already processed",
+                           NULL),
+        NULL);
+    wm->dead_lettered = ka_metrics_counter(
+        m, "ka_events_dead_lettered_total",
+        "Events committed to the dead-letter topic, by stable reason code", "reason");
+    wm->batches = ka_metrics_series(
+        ka_metrics_counter(m, "ka_batches_total",
+                           "Transactions the loop committed (a batch, or one event while a "
+                           "failing batch is isolated)",
+                           NULL),
+        NULL);
+    wm->batch_size = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_batch_size_events", "Events per committed transaction", NULL,
+                             batch_size_buckets,
+                             sizeof batch_size_buckets / sizeof batch_size_buckets[0]),
+        NULL);
+    wm->processing = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_batch_processing_seconds",
+                             "From polling a batch's first event to its commit", NULL,
+                             KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
+        NULL);
+    wm->end_to_end = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_event_end_to_end_seconds",
+                             "From an event's Kafka message timestamp to the commit that "
+                             "handled it",
+                             NULL, KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
+        NULL);
+    wm->lag = ka_metrics_gauge(m, "ka_consumer_lag_messages",
+                               "Messages in an assigned partition after the worker's committed "
+                               "offset, from the last fetch's high watermark",
+                               "topic,partition");
+    wm->rollbacks = ka_metrics_series(
+        ka_metrics_counter(m, "ka_rollbacks_total",
+                           "Batches rolled back (server unavailable, failing event, fenced)", NULL),
+        NULL);
+    wm->fenced = ka_metrics_series(
+        ka_metrics_counter(m, "ka_fenced_batches_total",
+                           "Batches rolled back because another instance advanced the stored "
+                           "offsets",
+                           NULL),
+        NULL);
+    ka_metric_t *rebuilds = ka_metrics_counter(
+        m, "ka_cache_rebuilds_total", "Rebuilds of the Redis cache from PostgreSQL, by result",
+        "result");
+    const char *ok[] = {"ok"}, *failed[] = {"failed"};
+    wm->rebuilds_ok = ka_metrics_series(rebuilds, ok);
+    wm->rebuilds_failed = ka_metrics_series(rebuilds, failed);
+    wm->firing = ka_metrics_gauge(m, "ka_alerts_firing",
+                                  "Alerts firing now, by type (the whole deployment's alert_state)",
+                                  "type");
+    wm->assigned = ka_metrics_series(
+        ka_metrics_gauge(m, "ka_assigned_partitions", "Partitions assigned to this worker", NULL),
+        NULL);
+    ka_metric_t *up = ka_metrics_gauge(
+        m, "ka_dependency_up", "1 while the worker is connected to the dependency", "dependency");
+    const char *pg[] = {"postgresql"}, *redis[] = {"redis"}, *kafka[] = {"kafka"};
+    wm->up_pg = ka_metrics_series(up, pg);
+    wm->up_redis = ka_metrics_series(up, redis);
+    wm->up_kafka = ka_metrics_series(up, kafka);
+    wm->ready = ka_metrics_series(
+        ka_metrics_gauge(m, "ka_ready", "1 while /readyz answers 200", NULL), NULL);
+    wm->last_round = ka_metrics_series(
+        ka_metrics_gauge(m, "ka_worker_last_round_timestamp_seconds",
+                         "When the loop last started a round (Unix time)", NULL),
+        NULL);
+}
+
+/* Ready: running, connected to PostgreSQL, Redis and Kafka, holding a
+ * partition. Reads only atomics: safe on the HTTP thread. */
+static int readiness(ka_worker_t *w, char *reason, size_t len)
+{
+    int state = atomic_load(&w->state);
+    if (state == STATE_STARTING) {
+        snprintf(reason, len, "starting");
+        return 0;
+    }
+    if (state == STATE_STOPPED || should_stop() || atomic_load(&w->stop)) {
+        snprintf(reason, len, "stopping");
+        return 0;
+    }
+    reason[0] = '\0';
+    size_t used = 0;
+    const char *why[4] = {NULL, NULL, NULL, NULL};
+    size_t n = 0;
+    if (!atomic_load(&w->up_pg))
+        why[n++] = "postgresql not connected";
+    if (!atomic_load(&w->up_redis))
+        why[n++] = "redis not connected";
+    if (!atomic_load(&w->up_kafka))
+        why[n++] = "kafka not connected";
+    if (atomic_load(&w->nassigned) < 1)
+        why[n++] = "no partition assigned";
+    for (size_t i = 0; i < n && used < len; i++) {
+        int k = snprintf(reason + used, len - used, "%s%s", i ? "; " : "", why[i]);
+        used += k > 0 ? (size_t)k : 0;
+    }
+    return n == 0;
+}
+
+static int probe_ready(void *ud, char *reason, size_t len)
+{
+    return readiness(ud, reason, len);
+}
+
+/* Alive while the loop turns: fails only when no round started for
+ * stall_ms (a loop stuck in a call that never returns). */
+static int probe_health(void *ud, char *reason, size_t len)
+{
+    ka_worker_t *w = ud;
+    long long age = mono_ms() - atomic_load(&w->heartbeat_ms);
+    if (atomic_load(&w->state) != STATE_STOPPED && age > w->stall_ms) {
+        snprintf(reason, len, "loop stalled: no round for %lld s", age / 1000);
+        return 0;
+    }
+    return 1;
+}
+
+/* What the HTTP thread and the gauges see, from the loop's own state. */
+static void publish_state(ka_worker_t *w)
+{
+    char ignore[128];
+    int pg = ka_pg_ok(w->pg);
+    /* A cache behind PostgreSQL means Redis failed and is not back yet. */
+    int redis = w->rds && (!w->cache_stale || !w->h->rebuild_cache);
+    int kafka = w->kc && ka_consumer_connected(w->kc);
+    atomic_store(&w->up_pg, pg);
+    atomic_store(&w->up_redis, redis);
+    atomic_store(&w->up_kafka, kafka);
+    atomic_store(&w->nassigned, (int)w->nparts);
+    atomic_store(&w->heartbeat_ms, mono_ms());
+    ka_metrics_set(w->m.up_pg, pg);
+    ka_metrics_set(w->m.up_redis, redis);
+    ka_metrics_set(w->m.up_kafka, kafka);
+    ka_metrics_set(w->m.assigned, (double)w->nparts);
+    ka_metrics_set(w->m.ready, readiness(w, ignore, sizeof ignore));
+    ka_metrics_set(w->m.last_round, (double)wall_ms() / 1000.0);
+}
+
+static void update_lag(ka_worker_t *w)
+{
+    char part[16];
+    const char *labels[2];
+    for (size_t i = 0; i < w->nparts; i++) {
+        part_state_t *p = &w->parts[i];
+        int64_t lag;
+        /* Unknown until the first fetch (or commit): no series rather than a false 0. */
+        if (ka_consumer_lag(w->kc, p->topic, p->partition, p->stored_next, &lag) != KA_OK)
+            continue;
+        lag_labels(p, part, sizeof part, labels);
+        ka_metrics_set(ka_metrics_series(w->m.lag, labels), (double)lag);
+    }
+}
+
+static int read_firing(void *ud, const ka_pgres_t *res)
+{
+    ka_worker_t *w = ud;
+    char seen[MAX_ALERT_TYPES] = {0};
+    for (int row = 0; row < ka_pgres_rows(res); row++) {
+        const char *type = ka_pgres_value(res, row, 0);
+        if (!type)
+            continue;
+        size_t k;
+        for (k = 0; k < w->nalert_types; k++)
+            if (strcmp(w->alert_types[k], type) == 0)
+                break;
+        if (k == w->nalert_types) {
+            if (k == MAX_ALERT_TYPES)
+                continue;
+            w->alert_types[w->nalert_types++] = ka_strdup(type);
+        }
+        seen[k] = 1;
+        const char *labels[] = {type};
+        ka_metrics_set(ka_metrics_series(w->m.firing, labels),
+                       (double)ka_pgres_int(res, row, 1, 0));
+    }
+    for (size_t k = 0; k < w->nalert_types; k++) {
+        const char *labels[] = {w->alert_types[k]};
+        if (!seen[k])
+            ka_metrics_set(ka_metrics_series(w->m.firing, labels), 0);
+    }
+    return 0;
+}
+
+static int give_up_at_once(void)
+{
+    return 1;
+}
+
+/* Every few seconds, between batches: counts the firing alerts, which also
+ * notices a PostgreSQL connection that died while the worker was idle; a
+ * dead one gets one reconnect attempt (a batch retries with back-off). */
+static void count_firing(ka_worker_t *w)
+{
+    char err[KA_ERRSTR_SIZE];
+    if (!ka_pg_ok(w->pg) && ka_pg_reconnect(w->pg, w->retry_max_ms, give_up_at_once, NULL) != KA_OK)
+        return;
+    ka_err_t rc = ka_pg_query(w->pg,
+                              "SELECT type, count(*) FROM alert_state WHERE status = 'firing' "
+                              "GROUP BY type",
+                              0, NULL, read_firing, w, err, sizeof err);
+    if (rc != KA_OK && !w->alerts_query_failed)
+        ka_log(KA_LOG_WARN, "could not count firing alerts", "{s:s}", "error", err);
+    w->alerts_query_failed = rc != KA_OK;
+}
+
+/* Once per loop round: paced metrics, then the state the probes read. */
+static void housekeeping(ka_worker_t *w)
+{
+    int64_t now = mono_ms();
+    if (now >= w->next_lag_ms) {
+        w->next_lag_ms = now + LAG_INTERVAL_MS;
+        update_lag(w);
+    }
+    if (now >= w->next_alerts_ms && !should_stop()) {
+        w->next_alerts_ms = now + ALERTS_INTERVAL_MS;
+        count_firing(w);
+    }
+    publish_state(w);
+}
+
+/* The drain watchdog: after SIGTERM/SIGINT (not ka_worker_stop, which an
+ * embedding program or a test calls) the process has DRAIN_MAX_MS to finish
+ * the batch, publish, leave the group and free; then it exits with 1. */
+static void *watchdog_main(void *arg)
+{
+    ka_worker_t *w = arg;
+    int64_t stop_seen = -1;
+    pthread_mutex_lock(&w->watchdog_lock);
+    while (!w->watchdog_quit) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->watchdog_cond, &w->watchdog_lock, &until);
+        if (w->watchdog_quit)
+            break;
+        if (stop_seen < 0 && ka_signal_stop_requested())
+            stop_seen = mono_ms();
+        if (stop_seen >= 0 && mono_ms() - stop_seen > DRAIN_MAX_MS) {
+            alarm(2); /* should the log line block (a stalled stderr pipe), SIGALRM ends us */
+            ka_log(KA_LOG_ERROR, "drain did not finish in time, exiting", "{s:i}", "limit_ms",
+                   DRAIN_MAX_MS);
+            _exit(1);
+        }
+    }
+    pthread_mutex_unlock(&w->watchdog_lock);
+    return NULL;
+}
+
+static void start_watchdog(ka_worker_t *w)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->watchdog_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&w->watchdog_lock, NULL);
+    w->watchdog_running = pthread_create(&w->watchdog, NULL, watchdog_main, w) == 0;
+    if (!w->watchdog_running)
+        ka_log(KA_LOG_WARN, "could not start the drain watchdog", NULL);
+}
+
+static void stop_watchdog(ka_worker_t *w)
+{
+    if (w->watchdog_running) {
+        pthread_mutex_lock(&w->watchdog_lock);
+        w->watchdog_quit = 1;
+        pthread_cond_signal(&w->watchdog_cond);
+        pthread_mutex_unlock(&w->watchdog_lock);
+        pthread_join(w->watchdog, NULL);
+    }
+    pthread_cond_destroy(&w->watchdog_cond);
+    pthread_mutex_destroy(&w->watchdog_lock);
+}
+
+static ka_err_t start_http(ka_worker_t *w, char *errstr, size_t errlen)
+{
+    int port = (int)ka_config_int(w->cfg, "KA_HTTP_PORT");
+    const char *addr = ka_config_str(w->cfg, "KA_HTTP_ADDR");
+    if (port <= 0)
+        return KA_OK;
+    ka_http_handlers_t h = {w, ka_metrics_global(), probe_health, probe_ready};
+    w->http = ka_http_start(addr, port, &h, errstr, errlen);
+    if (!w->http)
+        return KA_ERR;
+    ka_log(KA_LOG_INFO, "serving /metrics, /healthz, /readyz", "{s:s,s:i}", "addr", addr, "port",
+           ka_http_port(w->http));
+    return KA_OK;
 }
 
 ka_pg_t *ka_worker_pg(ka_worker_t *w)
@@ -837,6 +1269,14 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
     w->batch = ka_calloc((size_t)w->max_events, sizeof *w->batch);
     current_worker = w;
     ka_clock_set_offset_ms(ka_config_int(cfg, "KA_CLOCK_OFFSET_MS"));
+    w->stall_ms = 3LL * w->retry_max_ms > STALL_MIN_MS ? 3LL * w->retry_max_ms : STALL_MIN_MS;
+    atomic_init(&w->state, STATE_STARTING);
+    atomic_init(&w->heartbeat_ms, mono_ms());
+    start_watchdog(w);
+    register_metrics(w);
+    /* First, so /healthz answers while the servers are still being reached. */
+    if (start_http(w, errstr, errlen) != KA_OK)
+        goto fail;
 
     w->pg = ka_pg_connect_retry(ka_config_str(cfg, "KA_PG_DSN"), w->retry_max_ms, should_stop,
                                 log_pg_retry);
@@ -875,27 +1315,35 @@ fail:
 
 ka_err_t ka_worker_run(ka_worker_t *w)
 {
-    char err[KA_ERRSTR_SIZE];
     ka_err_t rc = KA_OK;
 
     current_worker = w;
+    atomic_store(&w->state, STATE_RUNNING);
     check_cache(w);
-    relay_round(w);
+    relay_round(w, -1);
     while (!should_stop()) {
+        housekeeping(w);
         if ((rc = fill_batch(w)) != KA_OK)
             break;
-        if (w->h->tick) /* the handler paces its own periodic work */
+        /* Once a stop is requested only the batch in hand is finished: no
+         * scans, no cache rebuild (the next owner rebuilds on assignment). */
+        int stopping = should_stop();
+        if (w->h->tick && !stopping) /* the handler paces its own periodic work */
             w->h->tick(w->h->ud, w);
         if (w->nbatch == 0) {
-            relay_round(w);
-            check_cache(w);
+            if (!stopping) {
+                relay_round(w, -1);
+                check_cache(w);
+            }
             continue;
         }
-        check_cache(w);
+        if (!stopping)
+            check_cache(w);
         rc = process_batch(w);
         if (rc == KA_ERR_RETRY) {
             ka_log(KA_LOG_WARN, "batch rolled back, server unavailable", NULL);
             w->stats.rollbacks++;
+            ka_metrics_inc(w->m.rollbacks);
             if (!ka_pg_ok(w->pg) &&
                 ka_pg_reconnect(w->pg, w->retry_max_ms, should_stop, log_pg_retry) != KA_OK)
                 break;
@@ -905,17 +1353,23 @@ ka_err_t ka_worker_run(ka_worker_t *w)
                    NULL);
             w->stats.fenced++;
             w->stats.rollbacks++;
+            ka_metrics_inc(w->m.fenced);
+            ka_metrics_inc(w->m.rollbacks);
             reload_after_fence(w);
         } else if (rc != KA_OK) {
             ka_log(KA_LOG_ERROR, "batch failed", "{s:s}", "error", ka_err_name(rc));
         }
         free_batch(w);
         rc = KA_OK;
-        relay_round(w);
+        if (!should_stop()) /* else the drain below publishes, within its budget */
+            relay_round(w, -1);
     }
     free_batch(w);
-    relay_round(w);
-    (void)err;
+    /* The drain publishes what the last batches wrote, within a budget; the
+     * rest stays in the outbox for the next relay to publish. */
+    relay_round(w, mono_ms() + DRAIN_RELAY_MS);
+    atomic_store(&w->state, STATE_STOPPED);
+    publish_state(w);
     ka_log(KA_LOG_INFO, "worker stopped", "{s:I,s:I,s:I,s:I}", "consumed",
            (json_int_t)w->stats.consumed, "applied", (json_int_t)w->stats.applied, "duplicates",
            (json_int_t)w->stats.duplicates, "dead_lettered", (json_int_t)w->stats.dead_lettered);
@@ -931,10 +1385,22 @@ void ka_worker_free(ka_worker_t *w)
     ka_relay_free(w->relay);
     ka_redis_free(w->rds);
     ka_pg_free(w->pg);
-    for (size_t i = 0; i < w->nparts; i++)
+    for (size_t i = 0; i < w->nparts; i++) {
+        char part[16];
+        const char *labels[2];
+        lag_labels(&w->parts[i], part, sizeof part, labels);
+        ka_metrics_remove(w->m.lag, labels);
         free(w->parts[i].topic);
+    }
     free(w->parts);
     free(w->batch);
+    for (size_t i = 0; i < w->nalert_types; i++)
+        free(w->alert_types[i]);
+    const char *info[] = {ka_config_service(w->cfg), w->group};
+    ka_metrics_remove(w->m.info, info);
+    /* Last: /healthz answers while the consumer leaves its group. */
+    ka_http_stop(w->http);
+    stop_watchdog(w);
     if (current_worker == w)
         current_worker = NULL;
     free(w);
