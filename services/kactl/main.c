@@ -20,6 +20,8 @@ static const struct command {
     {"alerts", kactl_alerts, "list the alerts firing now (--all: resolved ones too)"},
     {"followups", kactl_followups,
      "list follow-ups under a node, overdue first, with each rep's visit coverage"},
+    {"flow", kactl_flow, "how a node's open pipeline moved between two days"},
+    {"forecast", kactl_forecast, "show a node's forecast, raw and adjusted, quota and gap"},
     {"baseline-from-funnel", kactl_baseline_from_funnel,
      "make today's funnel the baseline of every node and stage"},
 };

@@ -159,34 +159,24 @@ static void free_run(run_t *r)
 
 static pid_t spawn_worker(const run_t *r)
 {
-    char offset[32];
-    snprintf(offset, sizeof offset, "%lld", (long long)r->clock_offset_ms);
-    pid_t pid = fork();
-    live_worker = pid;
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("KA_TOPIC_VISIT", r->topic, 1);
-        setenv("KA_TOPIC_DEADLETTER", r->dlq, 1);
-        setenv("KA_TOPIC_ALERT", r->alerts, 1);
-        setenv("KA_CONSUMER_GROUP", r->group, 1);
-        setenv("KA_BATCH_MAX_EVENTS", "25", 1);
-        setenv("KA_BATCH_MAX_MS", "10", 1);
-        setenv("KA_SCAN_INTERVAL_MS", "200", 1);
-        setenv("KA_CLOCK_OFFSET_MS", offset, 1);
-        execl(worker_path, worker_path, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    static char s[8][200];
+    snprintf(s[0], 200, "KA_TOPIC_VISIT=%s", r->topic);
+    snprintf(s[1], 200, "KA_TOPIC_DEADLETTER=%s", r->dlq);
+    snprintf(s[2], 200, "KA_TOPIC_ALERT=%s", r->alerts);
+    snprintf(s[3], 200, "KA_CONSUMER_GROUP=%s", r->group);
+    snprintf(s[4], 200, "KA_BATCH_MAX_EVENTS=25");
+    snprintf(s[5], 200, "KA_BATCH_MAX_MS=10");
+    snprintf(s[6], 200, "KA_SCAN_INTERVAL_MS=200");
+    snprintf(s[7], 200, "KA_CLOCK_OFFSET_MS=%lld", (long long)r->clock_offset_ms);
+    const char *set[] = {s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], NULL};
+    live_worker = it_spawn(worker_path, set);
+    return live_worker;
 }
 
 static void stop_worker(pid_t pid, int sig)
 {
-    int status = 0;
-    kill(pid, sig);
-    waitpid(pid, &status, 0);
+    it_stop(pid, sig);
     live_worker = 0;
-    if (sig == SIGTERM)
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void wait_consumed(const run_t *r)

@@ -1,0 +1,35 @@
+#ifndef FORECAST_RECOMPUTE_H
+#define FORECAST_RECOMPUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ka_worker.h"
+
+/* The incremental forecast (DOMAIN.md section 5). Other workers mark what
+ * changed in forecast_dirty in their own transactions; one instance at a
+ * time takes a bounded set of marks and, in one transaction:
+ *   - projects each marked opportunity into the lines it contributes: to its
+ *     owner's forecast for at most one month and one quarter (its latest
+ *     confirmation of each kind; category as confirmed, else the stage's
+ *     default), and to the planning feed per (sku, month, division);
+ *   - recomputes the forecast of every (node, period) those lines, closed
+ *     revenue or an adjustment touched, and of their ancestors, level by
+ *     level from the reps up: raw = own lines + own closed + the children's
+ *     adjusted figures; adjusted = the manager's adjustment in force, else
+ *     raw. A row that changed gets a new revision and a submission record;
+ *   - recomputes the planning feed rows whose lines moved.
+ * Publishing the changed rows is forecast_publish's. */
+
+/* Prepares the statements (once, from handler.prepare). */
+ka_err_t forecast_recompute_prepare(ka_pg_t *pg, char *errstr, size_t errlen);
+
+/* Takes up to `limit` marks and recomputes; *taken receives how many (0:
+ * nothing to do, or another instance holds the lock). */
+ka_err_t forecast_recompute_run(ka_worker_t *w, int limit, int *taken, char *errstr,
+                                size_t errlen);
+
+/* "YYYY-MM-01" of the quarter containing the month "YYYY-MM-DD" (11 bytes). */
+void forecast_quarter_of(const char *month, char out[11]);
+
+#endif

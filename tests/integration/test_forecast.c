@@ -1,0 +1,589 @@
+/* The forecast worker against the real stack, with the opportunity and
+ * order workers feeding it as in production:
+ *   - a three-level tree (division, two teams, three reps) with adjustments
+ *     at two levels rolls up to a hand-computed table, months and quarters,
+ *     with quota, coverage and gap; an unconfirmed deal does not count;
+ *   - an owner change moves the amount between teams without counting it
+ *     twice;
+ *   - the planning feed is the line items times the probabilities;
+ *   - a burst of 1,000 changes to one deal gives one forecast event per
+ *     debounce window, and a forecast worker killed twice during it ends on
+ *     the same figures. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "it_util.h"
+#include "ka/v1/forecast.pb-c.h"
+#include "ka/v1/opportunity.pb-c.h"
+#include "ka/v1/order.pb-c.h"
+#include "ka_validate.h"
+
+#define MINUTE_MS 60000LL
+
+static const char *opp_worker, *order_worker, *forecast_worker;
+static ka_config_t *cfg;
+static ka_pg_t *pg;
+static ka_producer_t *kp;
+static pid_t live[3];
+
+typedef struct run {
+    char sfx[40];
+    char opps[128], orders[128], forecasts[128], planning[128], dlq[128], alerts[128];
+    char g_opp[128], g_order[128], g_forecast[128];
+    char division[64], teams[2][64], reps[3][64], mgr_div[64], mgr_team[2][64];
+    char month[32], quarter[32], close_date[32], month_label[8];
+    int64_t clock_ms;
+    int opp_events, order_events, seq;
+} run_t;
+
+static run_t *current_run;
+
+static void sql(const char *q, int n, const char **args)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_pg_param_t p[8];
+    for (int i = 0; i < n; i++)
+        p[i] = (ka_pg_param_t){args[i], 0, 0};
+    if (ka_pg_query(pg, q, n, p, NULL, NULL, err, sizeof err) != KA_OK)
+        fail_msg("%s: %s", q, err);
+}
+
+static long long q_int(const char *q, int n, const char **args)
+{
+    return it_pg_int_args(pg, q, n, args);
+}
+
+static int read_root(void *ud, const ka_pgres_t *res)
+{
+    snprintf(ud, 64, "%s", ka_pgres_rows(res) ? ka_pgres_value(res, 0, 0) : "");
+    return 0;
+}
+
+static void init_run(run_t *r, const char *tag)
+{
+    char err[KA_ERRSTR_SIZE], root[64] = "";
+    memset(r, 0, sizeof *r);
+    current_run = r;
+    snprintf(r->sfx, sizeof r->sfx, "%s%s", tag, it_suffix());
+    snprintf(r->opps, sizeof r->opps, "it.fc-opp.%s", r->sfx);
+    snprintf(r->orders, sizeof r->orders, "it.fc-order.%s", r->sfx);
+    snprintf(r->forecasts, sizeof r->forecasts, "it.fc-forecast.%s", r->sfx);
+    snprintf(r->planning, sizeof r->planning, "it.fc-planning.%s", r->sfx);
+    snprintf(r->dlq, sizeof r->dlq, "it.fc-dlq.%s", r->sfx);
+    snprintf(r->alerts, sizeof r->alerts, "it.fc-alert.%s", r->sfx);
+    snprintf(r->g_opp, sizeof r->g_opp, "it-fc-opp-%s", r->sfx);
+    snprintf(r->g_order, sizeof r->g_order, "it-fc-order-%s", r->sfx);
+    snprintf(r->g_forecast, sizeof r->g_forecast, "it-fc-forecast-%s", r->sfx);
+    const char *brokers = ka_config_str(cfg, "KA_KAFKA_BROKERS");
+    const char *topics[] = {r->opps, r->orders, r->forecasts, r->planning, r->dlq, r->alerts};
+    for (int i = 0; i < 6; i++)
+        if (ka_kafka_create_topic(brokers, topics[i], i < 2 ? 3 : 1, err, sizeof err) != KA_OK)
+            fail_msg("%s", err);
+    /* The current month and quarter, by the same clock as the workers. */
+    time_t now = (time_t)(ka_now_ms() / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(r->month, sizeof r->month, "%04d-%02d-01", tm.tm_year + 1900, tm.tm_mon + 1);
+    snprintf(r->quarter, sizeof r->quarter, "%04d-%02d-01", tm.tm_year + 1900,
+             tm.tm_mon / 3 * 3 + 1);
+    snprintf(r->close_date, sizeof r->close_date, "%04d-%02d-28", tm.tm_year + 1900,
+             tm.tm_mon + 1);
+    snprintf(r->month_label, sizeof r->month_label, "%.7s", r->month);
+    r->clock_ms = ka_now_ms() - 60 * MINUTE_MS;
+
+    /* division (manager) -> two teams (managers) -> reps 0, 1 in team 0, rep 2 in team 1 */
+    if (ka_pg_query(pg, "SELECT id FROM org_node WHERE parent_id IS NULL", 0, NULL, read_root,
+                    root, err, sizeof err) != KA_OK || !root[0])
+        fail_msg("the org tree has no company: load one first (tests/run runs kactl load sample)");
+    snprintf(r->division, 64, "fdiv-%s", r->sfx);
+    snprintf(r->mgr_div, 64, "u-fdiv-%s", r->sfx);
+    const char *mu[] = {r->mgr_div};
+    sql("INSERT INTO app_user (id, display_name) VALUES ($1, 'division manager')", 1, mu);
+    const char *div[] = {r->division, root, r->mgr_div};
+    sql("INSERT INTO org_node (id, parent_id, kind, name, manager_user_id) "
+        "VALUES ($1, $2, 'division', 'D', $3)", 3, div);
+    for (int t = 0; t < 2; t++) {
+        snprintf(r->teams[t], 64, "fteam%d-%s", t, r->sfx);
+        snprintf(r->mgr_team[t], 64, "u-fteam%d-%s", t, r->sfx);
+        const char *tu[] = {r->mgr_team[t]};
+        sql("INSERT INTO app_user (id, display_name) VALUES ($1, 'team manager')", 1, tu);
+        const char *team[] = {r->teams[t], r->division, r->mgr_team[t]};
+        sql("INSERT INTO org_node (id, parent_id, kind, name, manager_user_id) "
+            "VALUES ($1, $2, 'team', 'T', $3)", 3, team);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(r->reps[i], 64, "frep%d-%s", i, r->sfx);
+        const char *rep[] = {r->reps[i], r->teams[i < 2 ? 0 : 1]};
+        sql("INSERT INTO org_node (id, parent_id, kind, name) VALUES ($1, $2, 'rep', 'r')", 2,
+            rep);
+    }
+}
+
+static void spawn_all(run_t *r, int which)
+{
+    static char s[3][8][200];
+    if (which & 1) {
+        snprintf(s[0][0], 200, "KA_TOPIC_OPPORTUNITY=%s", r->opps);
+        snprintf(s[0][1], 200, "KA_TOPIC_DEADLETTER=%s", r->dlq);
+        snprintf(s[0][2], 200, "KA_TOPIC_ALERT=%s", r->alerts);
+        snprintf(s[0][3], 200, "KA_CONSUMER_GROUP=%s", r->g_opp);
+        snprintf(s[0][4], 200, "KA_BATCH_MAX_MS=10");
+        const char *set[] = {s[0][0], s[0][1], s[0][2], s[0][3], s[0][4], NULL};
+        live[0] = it_spawn(opp_worker, set);
+    }
+    if (which & 2) {
+        snprintf(s[1][0], 200, "KA_TOPIC_ORDER=%s", r->orders);
+        snprintf(s[1][1], 200, "KA_TOPIC_OPPORTUNITY=%s", r->opps);
+        snprintf(s[1][2], 200, "KA_TOPIC_DEADLETTER=%s", r->dlq);
+        snprintf(s[1][3], 200, "KA_TOPIC_ALERT=%s", r->alerts);
+        snprintf(s[1][4], 200, "KA_CONSUMER_GROUP=%s", r->g_order);
+        snprintf(s[1][5], 200, "KA_BATCH_MAX_MS=10");
+        const char *set[] = {s[1][0], s[1][1], s[1][2], s[1][3], s[1][4], s[1][5], NULL};
+        live[1] = it_spawn(order_worker, set);
+    }
+    if (which & 4) {
+        snprintf(s[2][0], 200, "KA_TOPIC_OPPORTUNITY=%s", r->opps);
+        snprintf(s[2][1], 200, "KA_TOPIC_FORECAST=%s", r->forecasts);
+        snprintf(s[2][2], 200, "KA_TOPIC_PLANNING=%s", r->planning);
+        snprintf(s[2][3], 200, "KA_TOPIC_DEADLETTER=%s", r->dlq);
+        snprintf(s[2][4], 200, "KA_TOPIC_ALERT=%s", r->alerts);
+        snprintf(s[2][5], 200, "KA_CONSUMER_GROUP=%s", r->g_forecast);
+        snprintf(s[2][6], 200, "KA_BATCH_MAX_MS=10");
+        const char *set[] = {s[2][0], s[2][1], s[2][2], s[2][3], s[2][4], s[2][5], s[2][6],
+                             NULL};
+        live[2] = it_spawn(forecast_worker, set);
+    }
+}
+
+static void stop_all(int sig)
+{
+    for (int i = 0; i < 3; i++)
+        if (live[i] > 0) {
+            it_stop(live[i], sig);
+            live[i] = 0;
+        }
+}
+
+static void wait_group(const char *group, long long want)
+{
+    long long sum = it_pg_wait(pg,
+                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
+                               "WHERE consumer_group = $1",
+                               group, want, 90000);
+    assert_int_equal(sum, want);
+}
+
+/* Everything consumed, and the forecast worker's queue empty. */
+static void wait_settled(const run_t *r, int extra_opp_events)
+{
+    wait_group(r->g_opp, r->opp_events + extra_opp_events);
+    wait_group(r->g_order, r->order_events);
+    wait_group(r->g_forecast, r->opp_events + extra_opp_events);
+    long long left = it_pg_wait(pg, "SELECT count(*) FROM forecast_dirty WHERE $1::text IS NOT NULL",
+                                "x", 0, 60000);
+    assert_int_equal(left, 0);
+}
+
+/* Events ------------------------------------------------------------------------------- */
+
+static void send_opp(run_t *r, Ka__V1__OpportunityEvent *e, const char *opp)
+{
+    char id[128];
+    Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+    r->clock_ms += 1000;
+    snprintf(id, sizeof id, "%s-%d", opp, r->seq++);
+    h.event_id = id;
+    h.occurred_at_ms = r->clock_ms;
+    e->header = &h;
+    e->opportunity_id = (char *)opp;
+    size_t len = ka__v1__opportunity_event__get_packed_size(e);
+    uint8_t *buf = malloc(len + 1);
+    ka__v1__opportunity_event__pack(e, buf);
+    it_produce(kp, r->opps, opp, buf, len);
+    free(buf);
+    r->opp_events++;
+}
+
+static void create(run_t *r, const char *opp, int rep, const char *stage, int64_t amount,
+                   int64_t qty_a, int64_t qty_b)
+{
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__OpportunityCreated c = KA__V1__OPPORTUNITY_CREATED__INIT;
+    Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
+    Ka__V1__LineItem l[2] = {KA__V1__LINE_ITEM__INIT, KA__V1__LINE_ITEM__INIT};
+    Ka__V1__LineItem *lp[2] = {&l[0], &l[1]};
+    char name[96];
+    snprintf(name, sizeof name, "Forecast Test %s Customer", r->sfx);
+    a.name = name;
+    c.account = &a;
+    c.owner_rep_id = r->reps[rep];
+    c.stage_code = (char *)stage;
+    c.amount_minor = amount;
+    c.expected_close_date = r->close_date;
+    l[0].sku = "SKU-0001";
+    l[0].quantity_milli = qty_a;
+    l[0].unit_price_minor = 100;
+    l[1].sku = "SKU-0002";
+    l[1].quantity_milli = qty_b;
+    l[1].unit_price_minor = 100;
+    c.n_lines = qty_b ? 2 : 1;
+    c.lines = lp;
+    e.actor_id = r->reps[rep];
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_CREATED;
+    e.created = &c;
+    send_opp(r, &e, opp);
+}
+
+static void period_of(const char *start, int quarter, Ka__V1__Period *p)
+{
+    int y = 0, m = 1;
+    sscanf(start, "%4d-%2d", &y, &m);
+    p->kind = quarter ? KA__V1__PERIOD_KIND__PERIOD_KIND_QUARTER
+                      : KA__V1__PERIOD_KIND__PERIOD_KIND_MONTH;
+    p->year = y;
+    p->number = quarter ? (m - 1) / 3 + 1 : m;
+}
+
+static void confirm(run_t *r, const char *opp, int rep, int quarter, int category)
+{
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__ForecastConfirmed c = KA__V1__FORECAST_CONFIRMED__INIT;
+    Ka__V1__Period p = KA__V1__PERIOD__INIT;
+    period_of(quarter ? r->quarter : r->month, quarter, &p);
+    c.period = &p;
+    c.category = (Ka__V1__ForecastCategory)category;
+    e.actor_id = r->reps[rep];
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED;
+    e.forecast_confirmed = &c;
+    send_opp(r, &e, opp);
+}
+
+static void adjust(run_t *r, const char *node, const char *actor, int category, int64_t amount)
+{
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__ForecastAdjusted a = KA__V1__FORECAST_ADJUSTED__INIT;
+    Ka__V1__Period p = KA__V1__PERIOD__INIT;
+    char key[96];
+    period_of(r->month, 0, &p);
+    a.node_id = (char *)node;
+    a.period = &p;
+    a.category = (Ka__V1__ForecastCategory)category;
+    a.amount_minor_present_case = KA__V1__FORECAST_ADJUSTED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+    a.amount_minor = amount;
+    a.reason = "big deal expected from the framework agreement";
+    e.actor_id = (char *)actor;
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED;
+    e.forecast_adjusted = &a;
+    snprintf(key, sizeof key, "adj-%s", node); /* node-level: any key keeps them in order */
+    send_opp(r, &e, key);
+}
+
+static void change_amount(run_t *r, const char *opp, int64_t amount)
+{
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__OpportunityUpdated u = KA__V1__OPPORTUNITY_UPDATED__INIT;
+    u.amount_minor_present_case = KA__V1__OPPORTUNITY_UPDATED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+    u.amount_minor = amount;
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED;
+    e.updated = &u;
+    send_opp(r, &e, opp);
+}
+
+static void book(run_t *r, const char *order, int rep, int64_t amount)
+{
+    char id[96], name[96];
+    Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
+    Ka__V1__OrderEvent e = KA__V1__ORDER_EVENT__INIT;
+    Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
+    Ka__V1__LineItem l = KA__V1__LINE_ITEM__INIT, *lp = &l;
+    snprintf(id, sizeof id, "%s-booked", order);
+    snprintf(name, sizeof name, "Forecast Test %s Customer", r->sfx);
+    h.event_id = id;
+    h.occurred_at_ms = ka_now_ms() - MINUTE_MS;
+    a.name = name;
+    e.header = &h;
+    e.order_id = (char *)order;
+    e.account = &a;
+    e.rep_id = r->reps[rep];
+    e.channel = KA__V1__CHANNEL__CHANNEL_DIRECT;
+    e.status = KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED;
+    e.booked_at_ms = h.occurred_at_ms;
+    l.sku = "SKU-0001";
+    l.quantity_milli = 1000;
+    l.unit_price_minor = amount;
+    e.n_lines = 1;
+    e.lines = &lp;
+    size_t len = ka__v1__order_event__get_packed_size(&e);
+    uint8_t *buf = malloc(len + 1);
+    ka__v1__order_event__pack(&e, buf);
+    it_produce(kp, r->orders, order, buf, len);
+    free(buf);
+    r->order_events++;
+}
+
+/* Checks ------------------------------------------------------------------------------- */
+
+/* "closed|commit|best|pipeline|weighted" raw or adjusted of a node-period. */
+static int read_text(void *ud, const ka_pgres_t *res)
+{
+    const char *v = ka_pgres_rows(res) ? ka_pgres_value(res, 0, 0) : NULL;
+    snprintf(ud, 256, "%s", v ? v : "(no row)");
+    return 0;
+}
+
+static void expect(const char *node, const char *kind, const char *start, const char *which,
+                   const char *want)
+{
+    char got[256], err[KA_ERRSTR_SIZE], q[512];
+    snprintf(q, sizeof q,
+             "SELECT %s_closed_minor || '|' || %s_commit_minor || '|' || %s_best_case_minor || "
+             "'|' || %s_pipeline_minor || '|' || %s_weighted_pipeline_minor FROM forecast "
+             "WHERE node_id = $1 AND period_kind = $2 AND period_start = $3::date",
+             which, which, which, which, which);
+    ka_pg_param_t p[3] = {{node, 0, 0}, {kind, 0, 0}, {start, 0, 0}};
+    if (ka_pg_query(pg, q, 3, p, read_text, got, err, sizeof err) != KA_OK)
+        fail_msg("%s", err);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s %s %s %s: got %s, want %s", node, kind, start, which, got, want);
+}
+
+/* Tests -------------------------------------------------------------------------------- */
+
+enum { PIPELINE = 1, BEST_CASE = 2, COMMIT = 3 };
+
+static void rollup_with_adjustments_owner_change_and_planning(void **state)
+{
+    static run_t r;
+    char o[6][64], order[64];
+    (void)state;
+    init_run(&r, "r");
+    for (int i = 0; i < 6; i++)
+        snprintf(o[i], sizeof o[i], "fopp-%s-%d", r.sfx, i);
+    snprintf(order, sizeof order, "ford-%s", r.sfx);
+    const char *quota[] = {r.teams[0], r.month};
+    sql("INSERT INTO quota (node_id, period_kind, period_start, amount_minor) "
+        "VALUES ($1, 'month', $2::date, 3000000)", 2, quota);
+
+    create(&r, o[0], 0, "07", 1000000, 10000, 5000); /* commit by stage, 90% */
+    confirm(&r, o[0], 0, 0, 0);
+    create(&r, o[1], 0, "05", 500000, 1000, 0);      /* best case by stage, 50%... */
+    confirm(&r, o[1], 0, 0, COMMIT);                 /* ...confirmed as commit */
+    create(&r, o[2], 1, "02", 300000, 1000, 0);      /* pipeline, 20% */
+    confirm(&r, o[2], 1, 0, 0);
+    create(&r, o[3], 2, "05", 800000, 2000, 0);      /* best case, 50% */
+    confirm(&r, o[3], 2, 0, 0);
+    create(&r, o[4], 2, "07", 999999, 1000, 0);      /* never confirmed: not counted */
+    create(&r, o[5], 1, "07", 200000, 1000, 0);      /* the quarter only, as commit */
+    confirm(&r, o[5], 1, 1, COMMIT);
+    book(&r, order, 0, 100000);                      /* closed for rep 0 */
+    adjust(&r, r.teams[0], r.mgr_team[0], COMMIT, 2000000);
+    adjust(&r, r.division, r.mgr_div, BEST_CASE, 5000000);
+    adjust(&r, r.teams[1], r.mgr_team[0], COMMIT, 1); /* not their team: refused */
+    spawn_all(&r, 7);
+    wait_settled(&r, 0);
+
+    /* closed | commit | best case | pipeline | weighted */
+    expect(r.reps[0], "month", r.month, "raw", "100000|1500000|0|0|1150000");
+    expect(r.reps[1], "month", r.month, "raw", "0|0|0|300000|60000");
+    expect(r.reps[2], "month", r.month, "raw", "0|0|800000|0|400000");
+    expect(r.teams[0], "month", r.month, "raw", "100000|1500000|0|300000|1210000");
+    expect(r.teams[0], "month", r.month, "adj", "100000|2000000|0|300000|1210000");
+    expect(r.teams[1], "month", r.month, "raw", "0|0|800000|0|400000");
+    expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
+    expect(r.division, "month", r.month, "adj", "100000|2000000|5000000|300000|1610000");
+    /* the quarter: the months' confirmations and the quarter-only deal */
+    expect(r.reps[1], "quarter", r.quarter, "raw", "0|200000|0|300000|240000");
+    expect(r.division, "quarter", r.quarter, "raw", "100000|1700000|800000|300000|1790000");
+    /* quota 3,000,000: gap = 3,000,000 - (100,000 + 2,000,000); coverage = open
+     * 2,300,000 / (3,000,000 - 100,000) in basis points */
+    const char *t0[] = {r.teams[0], r.month};
+    assert_int_equal(q_int("SELECT adj_gap_minor FROM forecast WHERE node_id = $1 "
+                           "AND period_kind = 'month' AND period_start = $2::date", 2, t0),
+                     900000);
+    assert_int_equal(q_int("SELECT adj_coverage_bp FROM forecast WHERE node_id = $1 "
+                           "AND period_kind = 'month' AND period_start = $2::date", 2, t0),
+                     2300000LL * 10000 / 2900000);
+    /* every submission kept */
+    assert_true(q_int("SELECT count(*) FROM forecast_submission WHERE node_id = $1 "
+                      "AND period_kind = 'month' AND period_start = $2::date", 2, t0) >= 1);
+    const char *dl[] = {r.g_forecast};
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'unauthorized_adjustment'", 1, dl), 1);
+
+    /* planning: line items x probabilities, per sku, month and division */
+    const char *pa[] = {r.month, r.division};
+    /* SKU-0001: 10 x 90% + 1 x 50% + 1 x 20% + 2 x 50% (o4 unconfirmed, o5 quarter: 1 x 90%) */
+    assert_int_equal(q_int("SELECT (weighted_quantity * 1000)::bigint FROM planning_feed "
+                           "WHERE sku = 'SKU-0001' AND period_month = $1::date "
+                           "AND division_node_id = $2", 2, pa),
+                     9000 + 500 + 200 + 1000 + 900);
+    /* committed: the commit-category deals o0 (10), o1 (1) and o5 (1) */
+    assert_int_equal(q_int("SELECT (committed_quantity * 1000)::bigint FROM planning_feed "
+                           "WHERE sku = 'SKU-0001' AND period_month = $1::date "
+                           "AND division_node_id = $2", 2, pa),
+                     12000);
+    assert_int_equal(q_int("SELECT (weighted_quantity * 1000)::bigint FROM planning_feed "
+                           "WHERE sku = 'SKU-0002' AND period_month = $1::date "
+                           "AND division_node_id = $2", 2, pa),
+                     4500);
+
+    /* The team-1 deal moves to rep 0 (team 0), by the division manager. */
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__OwnerChanged oc = KA__V1__OWNER_CHANGED__INIT;
+    oc.new_owner_rep_id = r.reps[0];
+    e.actor_id = r.mgr_div;
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED;
+    e.owner_changed = &oc;
+    send_opp(&r, &e, o[3]);
+    wait_settled(&r, 0);
+    expect(r.teams[1], "month", r.month, "raw", "0|0|0|0|0");
+    expect(r.teams[0], "month", r.month, "raw", "100000|1500000|800000|300000|1610000");
+    expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
+    /* its last change published (after the debounce window), and relayed */
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 "
+                                    "AND revision > emitted_revision", r.teams[0], 0, 30000),
+                     0);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM outbox WHERE topic = $1 "
+                                    "AND published_at IS NULL", r.forecasts, 0, 30000),
+                     0);
+    stop_all(SIGTERM);
+
+    /* downstream: the latest forecast event of team 0's month carries its figures */
+    it_msgs_t got = it_consume_all(cfg, r.forecasts, 1000000, 8000);
+    char key[128];
+    snprintf(key, sizeof key, "%s/%s", r.teams[0], r.month_label);
+    Ka__V1__ForecastEvent *last = NULL;
+    for (size_t i = 0; i < got.n; i++) {
+        if (got.m[i]->key_len != strlen(key) || memcmp(got.m[i]->key, key, strlen(key)) != 0)
+            continue;
+        ka__v1__forecast_event__free_unpacked(last, NULL);
+        last = ka__v1__forecast_event__unpack(NULL, got.m[i]->len, got.m[i]->payload);
+    }
+    assert_non_null(last);
+    assert_int_equal(last->adjusted->commit_minor, 2000000);
+    assert_int_equal(last->raw->best_case_minor, 800000);
+    assert_int_equal(last->adjusted->gap_minor, 900000);
+    ka__v1__forecast_event__free_unpacked(last, NULL);
+    it_free_msgs(&got);
+    current_run = NULL;
+}
+
+static void a_burst_gives_one_event_per_window_and_survives_sigkill(void **state)
+{
+    static run_t r;
+    char o[64], key[128];
+    (void)state;
+    init_run(&r, "b");
+    snprintf(o, sizeof o, "fopp-%s-burst", r.sfx);
+    create(&r, o, 1, "05", 100000, 1000, 0);
+    confirm(&r, o, 1, 0, 0);
+    spawn_all(&r, 7);
+    wait_settled(&r, 0);
+    /* 1,000 amount changes as fast as they go, the forecast worker killed
+     * twice on the way */
+    int64_t t0 = ka_now_ms();
+    for (int i = 1; i <= 1000; i++) {
+        change_amount(&r, o, 100000 + i);
+        if (i == 300 || i == 700) {
+            it_stop(live[2], SIGKILL);
+            live[2] = 0;
+            spawn_all(&r, 4);
+        }
+    }
+    wait_settled(&r, 0);
+    int64_t elapsed = ka_now_ms() - t0;
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 "
+                                    "AND revision > emitted_revision", r.reps[1], 0, 30000),
+                     0); /* the last window closed and was published */
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM outbox WHERE topic = $1 "
+                                    "AND published_at IS NULL", r.forecasts, 0, 30000),
+                     0);
+    stop_all(SIGTERM);
+    /* the final figures: 101,000 at 50% */
+    expect(r.reps[1], "month", r.month, "raw", "0|0|101000|0|50500");
+    expect(r.teams[0], "month", r.month, "raw", "0|0|101000|0|50500");
+
+    snprintf(key, sizeof key, "%s/%s", r.reps[1], r.month_label);
+    it_msgs_t got = it_consume_all(cfg, r.forecasts, 1000000, 8000);
+    size_t events = 0;
+    Ka__V1__ForecastEvent *last = NULL;
+    for (size_t i = 0; i < got.n; i++) {
+        if (got.m[i]->key_len != strlen(key) || memcmp(got.m[i]->key, key, strlen(key)) != 0)
+            continue;
+        events++;
+        ka__v1__forecast_event__free_unpacked(last, NULL);
+        last = ka__v1__forecast_event__unpack(NULL, got.m[i]->len, got.m[i]->payload);
+    }
+    /* One per 1 s window over the burst (plus the first state, the last
+     * window, and a re-send around each kill); far fewer than the changes. */
+    size_t windows = (size_t)(elapsed / 1000) + 2;
+    fprintf(stderr, "burst: 1000 changes in %lld ms, %zu forecast events for %s\n",
+            (long long)elapsed, events, key);
+    assert_true(events >= 2);
+    assert_true(events <= windows + 4);
+    assert_non_null(last);
+    assert_int_equal(last->raw->best_case_minor, 101000);
+    ka__v1__forecast_event__free_unpacked(last, NULL);
+    it_free_msgs(&got);
+    current_run = NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    cfg = it_config("it-forecast");
+    pg = it_pg(cfg);
+    kp = it_producer(cfg);
+    return 0;
+}
+
+static int kill_leftovers(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    current_run = NULL;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ka_producer_free(kp);
+    ka_pg_free(pg);
+    ka_config_free(cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_forecast OPPORTUNITY-WORKER ORDER-WORKER FORECAST-WORKER\n");
+        return 2;
+    }
+    opp_worker = argv[1];
+    order_worker = argv[2];
+    forecast_worker = argv[3];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(rollup_with_adjustments_owner_change_and_planning,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(a_burst_gives_one_event_per_window_and_survives_sigkill,
+                                  kill_leftovers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
