@@ -12,6 +12,8 @@ int kactl_load(const ka_config_t *cfg, int argc, char **argv);
 int kactl_funnel(const ka_config_t *cfg, int argc, char **argv);
 int kactl_alerts(const ka_config_t *cfg, int argc, char **argv);
 int kactl_followups(const ka_config_t *cfg, int argc, char **argv);
+int kactl_accounts(const ka_config_t *cfg, int argc, char **argv);
+int kactl_channel(const ka_config_t *cfg, int argc, char **argv);
 int kactl_flow(const ka_config_t *cfg, int argc, char **argv);
 int kactl_forecast(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* kactl load against the real database: the sample loads and loads again
  * without changes; a bad file is reported as FILE:LINE: field NAME and
- * writes nothing; quoted fields, embedded newlines, CRLF and a BOM load. */
+ * writes nothing; quoted fields, embedded newlines, CRLF and a BOM load; a
+ * territory file is each named distributor's whole territory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -114,6 +115,63 @@ static void funnel_definitions_load_and_reload(void **state)
                                    "'fx-bad-3'", NULL), 0);
 }
 
+static long long territories_of(const char *dist)
+{
+    return it_pg_int(pg, "SELECT count(*) FROM distributor_territory WHERE distributor_id = $1",
+                     dist);
+}
+
+static void distributor_territories_load_replace_and_reject(void **state)
+{
+    char out[8192], args[1024], path[] = "/tmp/kactl-territories-XXXXXX";
+    (void)state;
+    snprintf(args, sizeof args, "load distributors %s/distributors_fx.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load territories %s/territories_fx.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_int_equal(territories_of("fx-dist-a"), 2);
+    assert_int_equal(territories_of("fx-dist-b"), 1);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "3 rows, 0 new or changed"));
+
+    /* a file naming fx-dist-a alone: its CN-JS is withdrawn, fx-dist-b keeps CN-GD */
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs("distributor_id,region_code\nfx-dist-a,CN-SH\nfx-dist-a,CN-ZJ\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "load territories %s", path);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "2 rows, 2 new or changed")); /* CN-JS out, CN-ZJ in */
+    remove(path);
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM distributor_territory WHERE "
+                                   "distributor_id = 'fx-dist-a' AND region_code IN "
+                                   "('CN-SH', 'CN-ZJ')", NULL), 2);
+    assert_int_equal(territories_of("fx-dist-a"), 2);
+    assert_int_equal(territories_of("fx-dist-b"), 1);
+
+    snprintf(args, sizeof args, "load territories %s/territories_bad.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "territories_bad.csv:3: field region_code: \"SH\" is not a "
+                               "region code"));
+    assert_non_null(strstr(out, "territories_bad.csv:4: field region_code: repeats line 2"));
+    assert_non_null(strstr(out, "territories_bad.csv:5: field distributor_id: is empty"));
+    assert_non_null(strstr(out, "nothing was written"));
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM distributor_territory WHERE "
+                                   "distributor_id = 'fx-dist-b' AND region_code = 'CN-GX'",
+                               NULL), 0);
+
+    /* well-formed, but naming a distributor and a product the database lacks */
+    snprintf(args, sizeof args, "load floor-prices %s/floor_prices_bad.csv", fixtures);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "floor_prices_bad.csv:2: field distributor_id: no distributor "
+                               "\"fx-dist-nobody\""));
+    assert_non_null(strstr(out, "floor_prices_bad.csv:3: field sku: no product \"SKU-NOPE\""));
+    assert_int_equal(it_pg_int(pg, "SELECT count(*) FROM distributor_floor_price WHERE "
+                                   "distributor_id = 'fx-dist-a'", NULL), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -143,6 +201,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_rows_are_named_and_nothing_is_written),
         cmocka_unit_test(quoted_fields_bom_and_crlf_load),
         cmocka_unit_test(funnel_definitions_load_and_reload),
+        cmocka_unit_test(distributor_territories_load_replace_and_reject),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
