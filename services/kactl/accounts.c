@@ -10,6 +10,7 @@
 
 #include "ka_pg.h"
 #include "kactl.h"
+#include "ui.h"
 
 /* Accounts owned by the reps under $1 (rolled up over its subtree); NULL $1:
  * every account. */
@@ -25,77 +26,7 @@
 
 /* Text tables ------------------------------------------------------------------ */
 
-/* Display columns of one code point: East Asian wide and full-width forms
- * take two, so tables of Chinese names line up. */
-static int cp_width(unsigned cp)
-{
-    return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
-                   (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
-                   (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
-                   (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD)
-               ? 2
-               : 1;
-}
-
-/* Prints UTF-8 text s in exactly `cols` columns: padded with spaces, or cut
- * with a "~" when it is wider. */
-static void put_cell(const char *s, int cols)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int used = 0;
-    while (*p) {
-        unsigned cp = *p;
-        int n = 1;
-        if (cp >= 0xF0 && p[1] && p[2] && p[3]) {
-            cp = ((cp & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                 (p[3] & 0x3Fu);
-            n = 4;
-        } else if (cp >= 0xE0 && p[1] && p[2]) {
-            cp = ((cp & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-            n = 3;
-        } else if (cp >= 0xC0 && p[1]) {
-            cp = ((cp & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-            n = 2;
-        }
-        int w = cp_width(cp);
-        if (used + w > cols - (p[n] ? 1 : 0)) /* keep a column for the "~" */
-            break;
-        fwrite(p, 1, (size_t)n, stdout);
-        used += w;
-        p += n;
-    }
-    if (*p) {
-        putchar('~');
-        used++;
-    }
-    for (; used < cols; used++)
-        putchar(' ');
-}
-
 #define MONEY_LEN 48
-
-/* 123456789 minor units -> "1,234,568": whole major units, rounded half
- * away from zero, in groups of three. out has MONEY_LEN bytes. */
-static void money(long long minor, char *out, size_t len)
-{
-    char digits[24], grouped[32];
-    long long v = minor < 0 ? -minor : minor;
-    snprintf(digits, sizeof digits, "%lld", (v + 50) / 100);
-    size_t n = strlen(digits), o = 0;
-    for (size_t i = 0; i < n; i++) {
-        grouped[o++] = digits[i];
-        if ((n - i - 1) % 3 == 0 && i + 1 < n)
-            grouped[o++] = ',';
-    }
-    grouped[o] = '\0';
-    snprintf(out, len, "%s%s", minor < 0 && (v + 50) / 100 ? "-" : "", grouped);
-}
-
-static const char *val(const ka_pgres_t *res, int row, int col)
-{
-    const char *v = ka_pgres_value(res, row, col);
-    return v ? v : "";
-}
 
 /* Parses --limit's value; returns 0, or 2 with the message printed. */
 static int parse_limit(const char *cmd, int argc, char **argv, int i, char *limit, size_t len)
@@ -127,8 +58,8 @@ static int read_node(void *ud, const ka_pgres_t *res)
     node_t *n = ud;
     if (ka_pgres_rows(res) == 1) {
         n->found = 1;
-        snprintf(n->kind, sizeof n->kind, "%s", val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", val(res, 0, 1));
+        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
+        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
     }
     return 0;
 }
@@ -137,7 +68,7 @@ static int read_text(void *ud, const ka_pgres_t *res)
 {
     char *out = ud;
     if (ka_pgres_rows(res) == 1)
-        snprintf(out, 512, "%s", val(res, 0, 0));
+        snprintf(out, 512, "%s", kactl_val(res, 0, 0));
     return 0;
 }
 
@@ -147,21 +78,21 @@ static int print_accounts(void *ud, const ka_pgres_t *res)
     *n = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char rev[MONEY_LEN], open[80] = "-", rep[160], alerts[160] = "-";
-        money(ka_pgres_int(res, i, 2, 0), rev, sizeof rev);
+        kactl_money(ka_pgres_int(res, i, 2, 0), 0, rev, sizeof rev);
         if (ka_pgres_int(res, i, 5, 0) > 0) {
             char amt[MONEY_LEN];
-            money(ka_pgres_int(res, i, 6, 0), amt, sizeof amt);
+            kactl_money(ka_pgres_int(res, i, 6, 0), 0, amt, sizeof amt);
             snprintf(open, sizeof open, "%lld, %s", ka_pgres_int(res, i, 5, 0), amt);
         }
         if (ka_pgres_int(res, i, 7, 0) > 0)
             snprintf(alerts, sizeof alerts, "%lld %s", ka_pgres_int(res, i, 7, 0),
-                     val(res, i, 8));
-        snprintf(rep, sizeof rep, "%s %s", val(res, i, 9), val(res, i, 10));
-        put_cell(val(res, i, 0), 24);
-        printf(" %-4s %15s  %-3s %-10s  %-18s ", val(res, i, 1), rev,
-               ka_pgres_value(res, i, 3) ? val(res, i, 3) : "-",
-               ka_pgres_value(res, i, 4) ? val(res, i, 4) : "never", open);
-        put_cell(rep, 26);
+                     kactl_val(res, i, 8));
+        snprintf(rep, sizeof rep, "%s %s", kactl_val(res, i, 9), kactl_val(res, i, 10));
+        kactl_put_cell(kactl_val(res, i, 0), 24);
+        printf(" %-4s %15s  %-3s %-10s  %-18s ", kactl_val(res, i, 1), rev,
+               ka_pgres_value(res, i, 3) ? kactl_val(res, i, 3) : "-",
+               ka_pgres_value(res, i, 4) ? kactl_val(res, i, 4) : "never", open);
+        kactl_put_cell(rep, 26);
         printf(" %s\n", alerts);
     }
     return 0;
@@ -175,7 +106,7 @@ static int read_split(void *ud, const ka_pgres_t *res)
 {
     split_t *s = ud;
     for (int i = 0; i < ka_pgres_rows(res); i++) {
-        const char *tier = val(res, i, 0);
+        const char *tier = kactl_val(res, i, 0);
         if (tier[0] < 'A' || tier[0] > 'D')
             continue;
         s->count[tier[0] - 'A'] = ka_pgres_int(res, i, 1, 0);
@@ -327,7 +258,7 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
     printf("Tiers %s (ranked company-wide): ", node ? "here" : "of the company");
     for (int t = 0; t < 4; t++) {
         char rev[MONEY_LEN];
-        money(s.revenue[t], rev, sizeof rev);
+        kactl_money(s.revenue[t], 0, rev, sizeof rev);
         printf("%s%c %lld account%s", t ? "; " : "", 'A' + t, s.count[t],
                s.count[t] == 1 ? "" : "s");
         if (s.total_revenue > 0 && t < 3)
@@ -369,17 +300,17 @@ static int print_distributors(void *ud, const ka_pgres_t *res)
         long long orders = ka_pgres_int(res, i, 3, 0), div = ka_pgres_int(res, i, 5, 0),
                   dump = ka_pgres_int(res, i, 7, 0);
         char amount[MONEY_LEN], div_amt[MONEY_LEN], dump_amt[MONEY_LEN], div_pct[16], dump_pct[16];
-        money(ka_pgres_int(res, i, 4, 0), amount, sizeof amount);
-        money(ka_pgres_int(res, i, 6, 0), div_amt, sizeof div_amt);
-        money(ka_pgres_int(res, i, 8, 0), dump_amt, sizeof dump_amt);
+        kactl_money(ka_pgres_int(res, i, 4, 0), 0, amount, sizeof amount);
+        kactl_money(ka_pgres_int(res, i, 6, 0), 0, div_amt, sizeof div_amt);
+        kactl_money(ka_pgres_int(res, i, 8, 0), 0, dump_amt, sizeof dump_amt);
         pct(div, orders, div_pct, sizeof div_pct);
         pct(dump, orders, dump_pct, sizeof dump_pct);
-        printf("%-18s ", val(res, i, 0));
-        put_cell(val(res, i, 1), 26);
+        printf("%-18s ", kactl_val(res, i, 0));
+        kactl_put_cell(kactl_val(res, i, 1), 26);
         printf(" ");
-        put_cell(val(res, i, 2), 18);
+        kactl_put_cell(kactl_val(res, i, 2), 18);
         printf(" %6lld %15s %5lld %6s %13s %5lld %6s %13s  %s\n", orders, amount, div, div_pct,
-               div_amt, dump, dump_pct, dump_amt, ka_pgres_value(res, i, 9) ? val(res, i, 9) : "-");
+               div_amt, dump, dump_pct, dump_amt, ka_pgres_value(res, i, 9) ? kactl_val(res, i, 9) : "-");
         t->orders += orders;
         t->amount += ka_pgres_int(res, i, 4, 0);
         t->diverted += div;
@@ -394,7 +325,7 @@ static int print_unlisted(void *ud, const ka_pgres_t *res)
     for (int i = 0; i < ka_pgres_rows(res); i++)
         printf("%s%s (%s orders)", i ? ", " : "Orders through distributors not on file (not "
                                                "checked; kactl load distributors): ",
-               val(res, i, 0), val(res, i, 1));
+               kactl_val(res, i, 0), kactl_val(res, i, 1));
     if (ka_pgres_rows(res))
         printf("\n");
     return 0;
@@ -405,8 +336,8 @@ static int print_alerts(void *ud, const ka_pgres_t *res)
     int *n = ud;
     *n = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++)
-        printf("  %-17s %-18s since %s  %s\n", val(res, i, 0), val(res, i, 1), val(res, i, 2),
-               val(res, i, 3));
+        printf("  %-17s %-18s since %s  %s\n", kactl_val(res, i, 0), kactl_val(res, i, 1), kactl_val(res, i, 2),
+               kactl_val(res, i, 3));
     return 0;
 }
 
@@ -417,9 +348,9 @@ static int print_divisions(void *ud, const ka_pgres_t *res)
         long long orders = ka_pgres_int(res, i, 2, 0), clean = ka_pgres_int(res, i, 5, 0);
         char clean_pct[16];
         pct(clean, orders, clean_pct, sizeof clean_pct);
-        printf("%-10s ", val(res, i, 0));
-        put_cell(val(res, i, 1), 22);
-        printf(" %7lld %9s %9s %8s\n", orders, val(res, i, 3), val(res, i, 4), clean_pct);
+        printf("%-10s ", kactl_val(res, i, 0));
+        kactl_put_cell(kactl_val(res, i, 1), 22);
+        printf(" %7lld %9s %9s %8s\n", orders, kactl_val(res, i, 3), kactl_val(res, i, 4), clean_pct);
     }
     return 0;
 }
@@ -520,7 +451,7 @@ int kactl_channel(const ka_config_t *cfg, int argc, char **argv)
             1, &p, print_distributors, &t, err, sizeof err) != KA_OK)
         goto fail;
     char amount[MONEY_LEN], div_pct[16], dump_pct[16];
-    money(t.amount, amount, sizeof amount);
+    kactl_money(t.amount, 0, amount, sizeof amount);
     pct(t.diverted, t.orders, div_pct, sizeof div_pct);
     pct(t.dumped, t.orders, dump_pct, sizeof dump_pct);
     printf("All distributors: %lld orders, %s; %lld shipped outside the territory (%s), %lld "

@@ -9,6 +9,7 @@
 #include "ka_pg.h"
 #include "ka_validate.h"
 #include "kactl.h"
+#include "ui.h"
 
 /* Categories of the waterfall, in the order printed: each deal open in the
  * subtree on either day falls in at most one (none: open on both days with
@@ -98,12 +99,6 @@ typedef struct flow {
     long long count[NCATS], amount[NCATS];
 } flow_t;
 
-static const char *val(const ka_pgres_t *res, int row, int col)
-{
-    const char *v = ka_pgres_value(res, row, col);
-    return v ? v : "";
-}
-
 static int cat_of(const char *code)
 {
     for (int c = 0; c < NCATS; c++)
@@ -119,23 +114,23 @@ static int read_flow(void *ud, const ka_pgres_t *res)
     fl->d = ka_calloc((size_t)fl->n + 1, sizeof *fl->d);
     for (int i = 0; i < fl->n; i++) {
         deal_t *d = &fl->d[i];
-        snprintf(d->id, sizeof d->id, "%s", val(res, i, 0));
-        d->cat = cat_of(val(res, i, 1));
-        d->date_cat = cat_of(val(res, i, 2));
-        snprintf(d->owner, sizeof d->owner, "%s", val(res, i, 3));
-        snprintf(d->f_stage, sizeof d->f_stage, "%s", val(res, i, 4));
-        snprintf(d->t_stage, sizeof d->t_stage, "%s", val(res, i, 5));
+        snprintf(d->id, sizeof d->id, "%s", kactl_val(res, i, 0));
+        d->cat = cat_of(kactl_val(res, i, 1));
+        d->date_cat = cat_of(kactl_val(res, i, 2));
+        snprintf(d->owner, sizeof d->owner, "%s", kactl_val(res, i, 3));
+        snprintf(d->f_stage, sizeof d->f_stage, "%s", kactl_val(res, i, 4));
+        snprintf(d->t_stage, sizeof d->t_stage, "%s", kactl_val(res, i, 5));
         d->has_f = ka_pgres_value(res, i, 6) != NULL;
         d->has_t = ka_pgres_value(res, i, 7) != NULL;
         d->f_amount = ka_pgres_int(res, i, 6, 0);
         d->t_amount = ka_pgres_int(res, i, 7, 0);
-        snprintf(d->f_close, sizeof d->f_close, "%s", val(res, i, 8));
-        snprintf(d->t_close, sizeof d->t_close, "%s", val(res, i, 9));
-        if (val(res, i, 10)[0] == 't') {
+        snprintf(d->f_close, sizeof d->f_close, "%s", kactl_val(res, i, 8));
+        snprintf(d->t_close, sizeof d->t_close, "%s", kactl_val(res, i, 9));
+        if (kactl_val(res, i, 10)[0] == 't') {
             fl->open_count[0]++;
             fl->open_amount[0] += d->f_amount;
         }
-        if (val(res, i, 11)[0] == 't') {
+        if (kactl_val(res, i, 11)[0] == 't') {
             fl->open_count[1]++;
             fl->open_amount[1] += d->t_amount;
         }
@@ -156,25 +151,10 @@ static int read_flow(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
-/* 1234567 minor units -> "12,345.67" */
-static void money(long long minor, char *out, size_t len)
-{
-    char digits[32], grouped[48];
-    long long a = minor < 0 ? -minor : minor;
-    int n = snprintf(digits, sizeof digits, "%lld", a / 100), g = 0;
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            grouped[g++] = ',';
-        grouped[g++] = digits[i];
-    }
-    grouped[g] = '\0';
-    snprintf(out, len, "%s%s.%02lld", minor < 0 ? "-" : "", grouped, a % 100);
-}
-
 static void line(const char *label, long long count, long long amount)
 {
     char m[64];
-    money(amount, m, sizeof m);
+    kactl_money(amount, 1, m, sizeof m);
     printf("%-24s %7lld %18s\n", label, count, m);
 }
 
@@ -190,11 +170,11 @@ static void details(const flow_t *fl, int c)
             continue;
         char stage[64], close[40];
         if (d->has_f)
-            money(d->f_amount, a, sizeof a);
+            kactl_money(d->f_amount, 1, a, sizeof a);
         else
             snprintf(a, sizeof a, "-");
         if (d->has_t)
-            money(d->t_amount, b, sizeof b);
+            kactl_money(d->t_amount, 1, b, sizeof b);
         else
             snprintf(b, sizeof b, "-");
         snprintf(stage, sizeof stage, "%s > %s", d->f_stage[0] ? d->f_stage : "-",
@@ -215,8 +195,8 @@ static int read_node(void *ud, const ka_pgres_t *res)
     node_t *n = ud;
     if (ka_pgres_rows(res) == 1) {
         n->found = 1;
-        snprintf(n->kind, sizeof n->kind, "%s", val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", val(res, 0, 1));
+        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
+        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
     }
     return 0;
 }
@@ -230,10 +210,10 @@ static int read_days(void *ud, const ka_pgres_t *res)
 {
     days_t *d = ud;
     if (ka_pgres_rows(res) == 1) {
-        d->from = val(res, 0, 0)[0] == 't';
-        d->to = val(res, 0, 1)[0] == 't';
-        snprintf(d->first, sizeof d->first, "%s", val(res, 0, 2));
-        snprintf(d->last, sizeof d->last, "%s", val(res, 0, 3));
+        d->from = kactl_val(res, 0, 0)[0] == 't';
+        d->to = kactl_val(res, 0, 1)[0] == 't';
+        snprintf(d->first, sizeof d->first, "%s", kactl_val(res, 0, 2));
+        snprintf(d->last, sizeof d->last, "%s", kactl_val(res, 0, 3));
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "ka_pg.h"
 #include "kactl.h"
+#include "ui.h"
 
 /* The reps under $1 (rolled up over its subtree); NULL $1: every rep. */
 #define UNDER_NODE(col)                                                                           \
@@ -37,54 +38,6 @@ static const char *man_action(const char *man_class)
     return "not assessed yet";
 }
 
-/* Display columns of one code point: East Asian wide and full-width forms
- * take two, so tables of Chinese names line up. */
-static int cp_width(unsigned cp)
-{
-    return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
-                   (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
-                   (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
-                   (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD)
-               ? 2
-               : 1;
-}
-
-/* Prints UTF-8 text s in exactly `cols` columns: padded with spaces, or cut
- * with a "~" when it is wider. */
-static void put_cell(const char *s, int cols)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int used = 0;
-    while (*p) {
-        unsigned cp = *p;
-        int n = 1;
-        if (cp >= 0xF0 && p[1] && p[2] && p[3]) {
-            cp = ((cp & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                 (p[3] & 0x3Fu);
-            n = 4;
-        } else if (cp >= 0xE0 && p[1] && p[2]) {
-            cp = ((cp & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-            n = 3;
-        } else if (cp >= 0xC0 && p[1]) {
-            cp = ((cp & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-            n = 2;
-        }
-        int w = cp_width(cp);
-        /* keep a column for the "~" unless this is the last character */
-        if (used + w > cols - (p[n] ? 1 : 0))
-            break;
-        fwrite(p, 1, (size_t)n, stdout);
-        used += w;
-        p += n;
-    }
-    if (*p) {
-        putchar('~');
-        used++;
-    }
-    for (; used < cols; used++)
-        putchar(' ');
-}
-
 typedef struct totals {
     long long followed, overdue;
     char now[32], month[16];
@@ -102,30 +55,24 @@ static int read_totals(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
-static const char *val(const ka_pgres_t *res, int row, int col)
-{
-    const char *v = ka_pgres_value(res, row, col);
-    return v ? v : "";
-}
-
 static int print_follow_ups(void *ud, const ka_pgres_t *res)
 {
     int *n = ud;
     *n = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char over[16] = "", plan[32], rep[160];
-        const char *man = val(res, i, 4);
+        const char *man = kactl_val(res, i, 4);
         if (ka_pgres_value(res, i, 1))
             snprintf(over, sizeof over, "%lld d", ka_pgres_int(res, i, 1, 0));
         if (ka_pgres_value(res, i, 8))
-            snprintf(plan, sizeof plan, "%s %s d", val(res, i, 7), val(res, i, 8));
+            snprintf(plan, sizeof plan, "%s %s d", kactl_val(res, i, 7), kactl_val(res, i, 8));
         else
-            snprintf(plan, sizeof plan, "%s to a date", val(res, i, 7));
-        snprintf(rep, sizeof rep, "%s %s", val(res, i, 5), val(res, i, 6));
-        printf("%-10s %8s  ", val(res, i, 0), over);
-        put_cell(val(res, i, 2), 24);
-        printf(" %-4s %-3s  %-31s ", val(res, i, 3), man[0] ? man : "-", man_action(man));
-        put_cell(rep, 28);
+            snprintf(plan, sizeof plan, "%s to a date", kactl_val(res, i, 7));
+        snprintf(rep, sizeof rep, "%s %s", kactl_val(res, i, 5), kactl_val(res, i, 6));
+        printf("%-10s %8s  ", kactl_val(res, i, 0), over);
+        kactl_put_cell(kactl_val(res, i, 2), 24);
+        printf(" %-4s %-3s  %-31s ", kactl_val(res, i, 3), man[0] ? man : "-", man_action(man));
+        kactl_put_cell(rep, 28);
         printf(" %s\n", plan);
     }
     return 0;
@@ -142,13 +89,13 @@ static int print_coverage(void *ud, const ka_pgres_t *res)
     c->rows = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char rep[160], pct[16] = "-";
-        snprintf(rep, sizeof rep, "%s %s", val(res, i, 0), val(res, i, 1));
+        snprintf(rep, sizeof rep, "%s %s", kactl_val(res, i, 0), kactl_val(res, i, 1));
         if (ka_pgres_value(res, i, 5))
-            snprintf(pct, sizeof pct, "%s%%", val(res, i, 5));
-        put_cell(rep, 28);
-        printf(" %8s %7s %8s %9s %8s %9s %8s %8s\n", val(res, i, 2), val(res, i, 3),
-               val(res, i, 4), pct, val(res, i, 6), val(res, i, 7), val(res, i, 8),
-               val(res, i, 9));
+            snprintf(pct, sizeof pct, "%s%%", kactl_val(res, i, 5));
+        kactl_put_cell(rep, 28);
+        printf(" %8s %7s %8s %9s %8s %9s %8s %8s\n", kactl_val(res, i, 2), kactl_val(res, i, 3),
+               kactl_val(res, i, 4), pct, kactl_val(res, i, 6), kactl_val(res, i, 7), kactl_val(res, i, 8),
+               kactl_val(res, i, 9));
         if (i == 0) {
             c->reps = ka_pgres_int(res, i, 10, 0);
             c->followed = ka_pgres_int(res, i, 11, 0);
@@ -172,8 +119,8 @@ static int read_node(void *ud, const ka_pgres_t *res)
     node_t *n = ud;
     if (ka_pgres_rows(res) == 1) {
         n->found = 1;
-        snprintf(n->kind, sizeof n->kind, "%s", val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", val(res, 0, 1));
+        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
+        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
     }
     return 0;
 }
@@ -182,7 +129,7 @@ static int read_examples(void *ud, const ka_pgres_t *res)
 {
     char *out = ud;
     if (ka_pgres_rows(res) == 1)
-        snprintf(out, 512, "%s", val(res, 0, 0));
+        snprintf(out, 512, "%s", kactl_val(res, 0, 0));
     return 0;
 }
 

@@ -9,37 +9,22 @@
 #include "ka_pg.h"
 #include "ka_validate.h"
 #include "kactl.h"
+#include "ui.h"
 
 /* The forecast rows' categories, in the column order of the queries below
  * (raw_* then adj_* of each). */
+/* A stored amount (text, NULL for none) as money. */
+static void forecast_money(const char *minor, char *out, size_t len)
+{
+    if (!minor || !minor[0])
+        snprintf(out, len, "-");
+    else
+        kactl_money(strtoll(minor, NULL, 10), 1, out, len);
+}
+
 static const char *const category_labels[] = {"closed", "commit", "best case", "pipeline",
                                               "weighted pipeline"};
 #define NCATEGORIES 5
-
-static const char *val(const ka_pgres_t *res, int row, int col)
-{
-    const char *v = ka_pgres_value(res, row, col);
-    return v ? v : "";
-}
-
-/* 1234567 minor units -> "12,345.67"; "-" for NULL. */
-static void money(const char *minor, char *out, size_t len)
-{
-    if (!minor || !minor[0]) {
-        snprintf(out, len, "-");
-        return;
-    }
-    long long v = strtoll(minor, NULL, 10), a = v < 0 ? -v : v;
-    char digits[32], grouped[48];
-    int n = snprintf(digits, sizeof digits, "%lld", a / 100), g = 0;
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            grouped[g++] = ',';
-        grouped[g++] = digits[i];
-    }
-    grouped[g] = '\0';
-    snprintf(out, len, "%s%s.%02lld", v < 0 ? "-" : "", grouped, a % 100);
-}
 
 /* basis points -> "1.85x"; "-" for NULL (no quota, or nothing left to close). */
 static void times(const char *bp, char *out, size_t len)
@@ -96,31 +81,31 @@ static int print_forecasts(void *ud, const ka_pgres_t *res)
     shown_t *sh = ud;
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char label[24], a[64], b[64];
-        period_label(val(res, i, 0), val(res, i, 1), label, sizeof label);
+        period_label(kactl_val(res, i, 0), kactl_val(res, i, 1), label, sizeof label);
         if (sh->n < (int)(sizeof sh->p / sizeof sh->p[0])) {
-            snprintf(sh->p[sh->n].kind, sizeof sh->p[sh->n].kind, "%s", val(res, i, 0));
-            snprintf(sh->p[sh->n].start, sizeof sh->p[sh->n].start, "%s", val(res, i, 1));
+            snprintf(sh->p[sh->n].kind, sizeof sh->p[sh->n].kind, "%s", kactl_val(res, i, 0));
+            snprintf(sh->p[sh->n].start, sizeof sh->p[sh->n].start, "%s", kactl_val(res, i, 1));
             sh->n++;
         }
-        printf("\n%s (%s %s .. %s), revision %s", label, val(res, i, 0), val(res, i, 1),
-               val(res, i, 2), val(res, i, 18));
+        printf("\n%s (%s %s .. %s), revision %s", label, kactl_val(res, i, 0), kactl_val(res, i, 1),
+               kactl_val(res, i, 2), kactl_val(res, i, 18));
         if (ka_pgres_value(res, i, 19))
-            printf(", submitted %s UTC by %s", val(res, i, 19),
-                   ka_pgres_value(res, i, 20) ? val(res, i, 20) : "the roll-up");
-        printf(", updated %s UTC\n", val(res, i, 21));
+            printf(", submitted %s UTC by %s", kactl_val(res, i, 19),
+                   ka_pgres_value(res, i, 20) ? kactl_val(res, i, 20) : "the roll-up");
+        printf(", updated %s UTC\n", kactl_val(res, i, 21));
         printf("  %-18s %18s %18s\n", "", "raw", "adjusted");
         for (int c = 0; c < NCATEGORIES; c++) {
-            money(val(res, i, 3 + c), a, sizeof a);
-            money(val(res, i, 8 + c), b, sizeof b);
+            forecast_money(kactl_val(res, i, 3 + c), a, sizeof a);
+            forecast_money(kactl_val(res, i, 8 + c), b, sizeof b);
             row2(category_labels[c], a, b);
         }
-        money(val(res, i, 13), a, sizeof a);
+        forecast_money(kactl_val(res, i, 13), a, sizeof a);
         printf("  %-18s %18s\n", "quota", a);
-        times(val(res, i, 14), a, sizeof a);
-        times(val(res, i, 15), b, sizeof b);
+        times(kactl_val(res, i, 14), a, sizeof a);
+        times(kactl_val(res, i, 15), b, sizeof b);
         row2("coverage", a, b);
-        money(val(res, i, 16), a, sizeof a);
-        money(val(res, i, 17), b, sizeof b);
+        forecast_money(kactl_val(res, i, 16), a, sizeof a);
+        forecast_money(kactl_val(res, i, 17), b, sizeof b);
         row2("gap", a, b);
     }
     return 0;
@@ -131,11 +116,11 @@ static int print_adjustments(void *ud, const ka_pgres_t *res)
     (void)ud;
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char label[24], a[64], b[64];
-        period_label(val(res, i, 0), val(res, i, 1), label, sizeof label);
-        money(val(res, i, 3), a, sizeof a);
-        money(val(res, i, 4), b, sizeof b);
-        printf("  %-8s %-18s %s -> %s by %s at %s UTC: %s\n", label, val(res, i, 2), a, b,
-               val(res, i, 5), val(res, i, 6), val(res, i, 7));
+        period_label(kactl_val(res, i, 0), kactl_val(res, i, 1), label, sizeof label);
+        forecast_money(kactl_val(res, i, 3), a, sizeof a);
+        forecast_money(kactl_val(res, i, 4), b, sizeof b);
+        printf("  %-8s %-18s %s -> %s by %s at %s UTC: %s\n", label, kactl_val(res, i, 2), a, b,
+               kactl_val(res, i, 5), kactl_val(res, i, 6), kactl_val(res, i, 7));
     }
     if (ka_pgres_rows(res) == 0)
         printf("  none\n");
@@ -148,12 +133,12 @@ static int print_history(void *ud, const ka_pgres_t *res)
     *n = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         char label[24], m[5][64];
-        period_label(val(res, i, 0), val(res, i, 1), label, sizeof label);
+        period_label(kactl_val(res, i, 0), kactl_val(res, i, 1), label, sizeof label);
         for (int c = 0; c < 5; c++)
-            money(ka_pgres_value(res, i, 5 + c), m[c], sizeof m[c]);
-        printf("%-8s %-16s %8s %-16s %15s %15s %15s %15s %15s%s\n", label, val(res, i, 2),
-               val(res, i, 3), ka_pgres_value(res, i, 4) ? val(res, i, 4) : "(roll-up)", m[0],
-               m[1], m[2], m[3], m[4], val(res, i, 10)[0] == 't' ? "  *" : "");
+            forecast_money(ka_pgres_value(res, i, 5 + c), m[c], sizeof m[c]);
+        printf("%-8s %-16s %8s %-16s %15s %15s %15s %15s %15s%s\n", label, kactl_val(res, i, 2),
+               kactl_val(res, i, 3), ka_pgres_value(res, i, 4) ? kactl_val(res, i, 4) : "(roll-up)", m[0],
+               m[1], m[2], m[3], m[4], kactl_val(res, i, 10)[0] == 't' ? "  *" : "");
     }
     return 0;
 }
@@ -168,16 +153,16 @@ static int read_node(void *ud, const ka_pgres_t *res)
     node_t *n = ud;
     if (ka_pgres_rows(res) == 1) {
         n->found = ka_pgres_value(res, 0, 0) != NULL;
-        snprintf(n->kind, sizeof n->kind, "%s", val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", val(res, 0, 1));
-        n->has_rows = val(res, 0, 2)[0] == 't';
+        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
+        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
+        n->has_rows = kactl_val(res, 0, 2)[0] == 't';
     }
     return 0;
 }
 
 static int read_text(void *ud, const ka_pgres_t *res)
 {
-    snprintf(ud, 256, "%s", ka_pgres_rows(res) == 1 ? val(res, 0, 0) : "");
+    snprintf(ud, 256, "%s", ka_pgres_rows(res) == 1 ? kactl_val(res, 0, 0) : "");
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "ka_pg.h"
 #include "ka_redis.h"
 #include "kactl.h"
+#include "ui.h"
 
 #define MAX_STAGES 32
 #define BAR_WIDTH 30
@@ -100,23 +101,6 @@ static void from_redis(void *ud, const char *field, const char *value)
         s->weighted = v;
 }
 
-/* 1234567 minor units -> "12,345.67" */
-static void money(long long minor, char *out, size_t len)
-{
-    char digits[32], grouped[48];
-    long long major = (minor < 0 ? -minor : minor) / 100;
-    int cents = (int)((minor < 0 ? -minor : minor) % 100);
-    snprintf(digits, sizeof digits, "%lld", major);
-    size_t n = strlen(digits), o = 0;
-    for (size_t i = 0; i < n; i++) {
-        grouped[o++] = digits[i];
-        if ((n - i - 1) % 3 == 0 && i + 1 < n)
-            grouped[o++] = ',';
-    }
-    grouped[o] = '\0';
-    snprintf(out, len, "%s%s.%02d", minor < 0 ? "-" : "", grouped, cents);
-}
-
 static const char *colour(const char *health, int tty)
 {
     if (!tty)
@@ -186,8 +170,8 @@ static int show(const ka_config_t *cfg, ka_pg_t *pg, ka_redis_t *rds, const char
             len = 1;
         for (int k = 0; k < len; k++)
             strcat(bar, "\u2588");
-        money(s->amount, amt, sizeof amt);
-        money(s->weighted, w, sizeof w);
+        kactl_money(s->amount, 1, amt, sizeof amt);
+        kactl_money(s->weighted, 1, w, sizeof w);
         if (s->ratio_bp >= 0)
             snprintf(ratio, sizeof ratio, " %lld%%", s->ratio_bp / 100);
         const char *health = s->health[0] ? s->health : "no_baseline";
@@ -199,8 +183,8 @@ static int show(const ka_config_t *cfg, ka_pg_t *pg, ka_redis_t *rds, const char
         total_weighted += s->weighted;
     }
     char amt[64], w[64];
-    money(total_amount, amt, sizeof amt);
-    money(total_weighted, w, sizeof w);
+    kactl_money(total_amount, 1, amt, sizeof amt);
+    kactl_money(total_weighted, 1, w, sizeof w);
     printf("%-4s %-28s %-*s %6lld %18s %18s\n", "", "open pipeline", BAR_WIDTH, "", total, amt, w);
     return 0;
 }
