@@ -18,4 +18,9 @@ int kactl_flow(const ka_config_t *cfg, int argc, char **argv);
 int kactl_forecast(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv);
 
+int kactl_deadletters(const ka_config_t *cfg, int argc, char **argv);
+int kactl_redrive(const ka_config_t *cfg, int argc, char **argv);
+int kactl_rebuild_cache(const ka_config_t *cfg, int argc, char **argv);
+int kactl_replay(const ka_config_t *cfg, int argc, char **argv);
+int kactl_timeline(const ka_config_t *cfg, int argc, char **argv);
 #endif

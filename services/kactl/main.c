@@ -28,6 +28,11 @@ static const struct command {
     {"forecast", kactl_forecast, "show a node's forecast, raw and adjusted, quota and gap"},
     {"baseline-from-funnel", kactl_baseline_from_funnel,
      "make today's funnel the baseline of every node and stage"},
+    {"deadletters", kactl_deadletters, "list dead letters, newest first (--reason, --pending)"},
+    {"redrive", kactl_redrive, "produce dead letters again to their source topic after a fix"},
+    {"rebuild-cache", kactl_rebuild_cache, "have every worker rebuild its Redis cache"},
+    {"replay", kactl_replay, "move a consumer group's stored offsets back to read a range again"},
+    {"timeline", kactl_timeline, "an account's visits, opportunity and order events, alerts"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
