@@ -16,6 +16,7 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv);
 int kactl_channel(const ka_config_t *cfg, int argc, char **argv);
 int kactl_flow(const ka_config_t *cfg, int argc, char **argv);
 int kactl_forecast(const ka_config_t *cfg, int argc, char **argv);
+int kactl_planning(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baseline_from_funnel(const ka_config_t *cfg, int argc, char **argv);
 
 int kactl_deadletters(const ka_config_t *cfg, int argc, char **argv);

@@ -26,6 +26,7 @@ static const struct command {
      "distributors' sales quality (窜货, 压价) and the channel alerts firing"},
     {"flow", kactl_flow, "how a node's open pipeline moved between two days"},
     {"forecast", kactl_forecast, "show a node's forecast, raw and adjusted, quota and gap"},
+    {"planning", kactl_planning, "the production-planning feed: demand per SKU, month, division"},
     {"baseline-from-funnel", kactl_baseline_from_funnel,
      "make today's funnel the baseline of every node and stage"},
     {"deadletters", kactl_deadletters, "list dead letters, newest first (--reason, --pending)"},

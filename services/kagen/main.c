@@ -10,7 +10,11 @@
  *            falls under its baseline.
  *
  * The same seed plans the same company both times, so phase 2 continues
- * exactly where phase 1 stopped.
+ * exactly where phase 1 stopped. The opportunity stream also carries the
+ * owners' forecast confirmations (with the deal's products, and a later
+ * month when the close date moves) and, in phase 2, a few managers'
+ * adjustments, planned from a stream of their own after the rest, so the
+ * other events are the same with or without them (plan_forecast).
  *
  * --stream visits plays the reps' visits to the same accounts instead
  * (DOMAIN.md section 3): it plans the opportunities exactly as above, then,
@@ -63,6 +67,14 @@ typedef struct plan_event {
     int64_t amount;
     int new_owner; /* rep index for owner changes */
     int seq;
+    /* forecast events (planned from their own stream, after the rest) */
+    int64_t close_ms;          /* updated: the new expected close date instead of an amount */
+    int quarter, year, number; /* forecast_confirmed / _adjusted: the period */
+    int category;              /* Ka__V1__ForecastCategory */
+    int adj_rep;               /* forecast_adjusted: a rep of the team adjusted */
+    int nlines;                /* updated: the line items instead of an amount */
+    const char *sku[3];
+    int64_t qty_milli[3], price[3];
 } plan_event_t;
 
 typedef struct gen {
@@ -78,6 +90,10 @@ typedef struct gen {
     const char *prefix;
     uint64_t vseed; /* the visits' own random stream: opportunities plan the same */
 } gen_t;
+
+static const char *const adjust_reasons[] = {
+    "按重点客户最新采购计划修订本月承诺", "招标结果未公布，承诺数按经理判断修订",
+    "客户预算审批进度变化，修订本月承诺", "与大客户高层会谈后重新评估本月承诺"};
 
 static uint32_t rnd(gen_t *g, uint32_t n)
 {
@@ -212,6 +228,12 @@ static size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint
     Ka__V1__OwnerChanged oc = KA__V1__OWNER_CHANGED__INIT;
     Ka__V1__OpportunityWon won = KA__V1__OPPORTUNITY_WON__INIT;
     Ka__V1__OpportunityLost lost = KA__V1__OPPORTUNITY_LOST__INIT;
+    Ka__V1__ForecastConfirmed fc = KA__V1__FORECAST_CONFIRMED__INIT;
+    Ka__V1__ForecastAdjusted fa = KA__V1__FORECAST_ADJUSTED__INIT;
+    Ka__V1__Period period = KA__V1__PERIOD__INIT;
+    Ka__V1__LineItem line[3] = {KA__V1__LINE_ITEM__INIT, KA__V1__LINE_ITEM__INIT,
+                                KA__V1__LINE_ITEM__INIT};
+    Ka__V1__LineItem *items[3];
     const rep_t *owner = &g->reps[owner_now[p->opp]];
 
     snprintf(opp_id, sizeof opp_id, "%s-%06d", g->prefix, p->opp);
@@ -238,9 +260,52 @@ static size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint
         e.created = &c;
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED:
-        u.amount_minor_present_case = KA__V1__OPPORTUNITY_UPDATED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
-        u.amount_minor = p->amount;
+        if (p->nlines) { /* the products */
+            u.replace_lines = 1;
+            u.n_lines = (size_t)p->nlines;
+            u.lines = items;
+            for (int l = 0; l < p->nlines; l++) {
+                items[l] = &line[l];
+                line[l].sku = (char *)p->sku[l];
+                line[l].quantity_milli = p->qty_milli[l];
+                line[l].unit_price_minor = p->price[l];
+            }
+        } else if (p->close_ms) { /* the close date moves */
+            date_of(p->close_ms, close);
+            u.expected_close_date_present_case =
+                KA__V1__OPPORTUNITY_UPDATED__EXPECTED_CLOSE_DATE_PRESENT_EXPECTED_CLOSE_DATE;
+            u.expected_close_date = close;
+        } else {
+            u.amount_minor_present_case =
+                KA__V1__OPPORTUNITY_UPDATED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+            u.amount_minor = p->amount;
+        }
         e.updated = &u;
+        break;
+    case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED:
+    case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED:
+        period.kind = p->quarter ? KA__V1__PERIOD_KIND__PERIOD_KIND_QUARTER
+                                 : KA__V1__PERIOD_KIND__PERIOD_KIND_MONTH;
+        period.year = p->year;
+        period.number = p->number;
+        if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED) {
+            fc.period = &period;
+            fc.category = (Ka__V1__ForecastCategory)p->category;
+            e.forecast_confirmed = &fc;
+            break;
+        }
+        /* 修订销售预测: the team's manager, on a node-level event */
+        snprintf(opp_id, sizeof opp_id, "%s-adj-%s", g->prefix, g->reps[p->adj_rep].team);
+        snprintf(event_id, sizeof event_id, "%s-adj-%d", g->prefix, p->seq);
+        e.actor_id = g->reps[p->adj_rep].manager;
+        fa.node_id = g->reps[p->adj_rep].team;
+        fa.period = &period;
+        fa.category = (Ka__V1__ForecastCategory)p->category;
+        fa.amount_minor_present_case =
+            KA__V1__FORECAST_ADJUSTED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+        fa.amount_minor = p->amount;
+        fa.reason = (char *)adjust_reasons[p->seq % 4];
+        e.forecast_adjusted = &fa;
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED:
         sc.to_stage_code = (char *)p->stage;
@@ -1707,6 +1772,168 @@ static int produce(ka_producer_t *kp, const char *topic, const char *key, const 
     return 0;
 }
 
+/* ---------------------------------------------------------------- forecast */
+
+static void ym_of(int64_t ms, int *year, int *month)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    *year = tm.tm_year + 1900;
+    *month = tm.tm_mon + 1;
+}
+
+static void add_confirm(gen_t *g, int64_t at, int opp, int64_t close, int quarter, int category)
+{
+    int y, m;
+    ym_of(close, &y, &m);
+    add(g, at, opp, KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED, NULL, 0, 0);
+    plan_event_t *e = &g->events[g->nevents - 1];
+    e->quarter = quarter;
+    e->year = y;
+    e->number = quarter ? (m - 1) / 3 + 1 : m;
+    e->category = category;
+}
+
+/* 商机确认 and 修订销售预测, from a random stream of their own and after the
+ * rest is planned, so every other event stays as it was: most deals that
+ * reach stage 03 are confirmed by their owner a few days later for the month
+ * of their expected close date (a few for its quarter only; some with an
+ * explicit category: commit late in the funnel, best case, now and then
+ * omitted); some still open a week or so before that date move it out and
+ * confirm the later month; in phase 2 a few team managers adjust their team's
+ * commit for the current month. Each opportunity's events are contiguous
+ * here, in time order. */
+static void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
+{
+    uint64_t saved = g->seed;
+    int n0 = g->nevents, ny, nm;
+    int *month_of = ka_calloc((size_t)nopps + 1, sizeof *month_of); /* y*12+m of the count */
+    int64_t *amount = ka_calloc((size_t)nopps + 1, sizeof *amount);
+    g->seed ^= 0x666f726563617374ULL;
+    ym_of(g->now_ms, &ny, &nm);
+    for (int i = 0, j; i < n0; i = j) {
+        int opp = g->events[i].opp, stage = atoi(g->events[i].stage);
+        /* late: where an owner may call it commit (the stage before the default's) */
+        int late_stage = strcmp(g->reps[g->owner[opp]].def, "project-6") == 0 ? 4 : 6;
+        int64_t created = g->events[i].at_ms, end = INT64_MAX, t3 = 0, t5 = INT64_MAX;
+        int64_t close = created + DAY_MS * 90, last_amount = g->events[i].amount;
+        for (j = i; j < n0 && g->events[j].opp == opp; j++) {
+            const plan_event_t *e = &g->events[j];
+            if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED ||
+                e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED)
+                stage = atoi(e->stage);
+            if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED)
+                last_amount = e->amount;
+            if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_WON ||
+                e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_LOST)
+                end = e->at_ms;
+            if (stage >= 3 && !t3)
+                t3 = e->at_ms;
+            if (stage >= late_stage && t5 == INT64_MAX)
+                t5 = e->at_ms;
+        }
+        if (!t3 || rnd(g, 100) >= 80)
+            continue;
+        int64_t tc = t3 + HOUR_MS * (2 + (int64_t)rnd(g, 5 * 24));
+        if (tc >= end || tc > g->now_ms)
+            continue;
+        /* the owner fills in the products (配置需求) as they confirm it: one to
+         * three lines worth about the deal's amount of the moment */
+        int64_t at_amount = g->events[i].amount;
+        for (int k = i; k < j && g->events[k].at_ms <= tc; k++)
+            if (g->events[k].kind == KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED)
+                at_amount = g->events[k].amount;
+        if (og->nproducts) {
+            int nl = 1 + (int)rnd(g, 3);
+            add(g, tc - HOUR_MS, opp, KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED, NULL, 0, 0);
+            plan_event_t *le = &g->events[g->nevents - 1];
+            for (int l = 0; l < nl; l++) {
+                int pi = pick_product(og, &g->reps[g->owner[opp]], NULL, at_amount / nl);
+                int64_t price = og->products[pi].list * (88 + (int64_t)rnd(g, 13)) / 100;
+                int64_t qty = at_amount / nl / (price ? price : 1);
+                le->sku[le->nlines] = og->products[pi].sku;
+                le->qty_milli[le->nlines] = (qty < 1 ? 1 : qty) * 1000;
+                le->price[le->nlines++] = price;
+            }
+        }
+        uint32_t d = rnd(g, 100);
+        int quarter = rnd(g, 100) < 8;
+        int category = d < 8    ? KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_BEST_CASE
+                       : d >= 97 ? KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_OMITTED
+                                 : KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_UNSPECIFIED;
+        add_confirm(g, tc, opp, close, quarter, category);
+        int y, m;
+        ym_of(close, &y, &m);
+        month_of[opp] = quarter ? 0 : y * 12 + m;
+        /* the close date comes near, the deal is still open: it moves out */
+        int64_t tm = close - DAY_MS * (1 + (int64_t)rnd(g, 10)), first_close = close;
+        if (!quarter && tm > tc && tm < end && tm <= g->now_ms && rnd(g, 100) < 55) {
+            close += DAY_MS * (20 + (int64_t)rnd(g, 50));
+            add(g, tm, opp, KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED, NULL, 0, 0);
+            g->events[g->nevents - 1].close_ms = close;
+            int64_t tr = tm + HOUR_MS * (1 + (int64_t)rnd(g, 30));
+            if (tr < end && tr <= g->now_ms) {
+                add_confirm(g, tr, opp, close, 0, category);
+                ym_of(close, &y, &m);
+                month_of[opp] = y * 12 + m;
+            }
+        }
+        /* late in the funnel some owners call it commit, for the period of the
+         * close date of the moment */
+        int64_t tl = t5 == INT64_MAX ? INT64_MAX : t5 + HOUR_MS * (2 + (int64_t)rnd(g, 70));
+        if (tl > tc && tl < end && tl <= g->now_ms && rnd(g, 100) < 45) {
+            int64_t c = tl >= tm && close != first_close ? close : first_close;
+            add_confirm(g, tl, opp, c, quarter,
+                        KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT);
+            category = KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT;
+            if (!quarter && !(close != first_close && tl < tm + HOUR_MS * 31)) {
+                ym_of(c, &y, &m);
+                month_of[opp] = y * 12 + m;
+            }
+        }
+        /* what it adds to the commit now: called commit, or at the commit stage */
+        int commit = category == KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT ||
+                     (category == KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_UNSPECIFIED &&
+                      stage >= late_stage + 1);
+        amount[opp] = end == INT64_MAX && commit ? last_amount : 0;
+    }
+    /* phase 2: a few team managers adjust their team's commit for this month,
+     * up or down from what their team's commit deals confirmed for it add up
+     * to in the end (an estimate: the raw figure is the worker's) */
+    int adjusted[4];
+    for (int k = 0, tries = 0; k < 4 && tries < 100; tries++) {
+        int rep = (int)rnd(g, (uint32_t)g->nreps), again = 0;
+        for (int a = 0; a < k; a++)
+            again |= strcmp(g->reps[adjusted[a]].team, g->reps[rep].team) == 0;
+        if (again || is_dry(g, g->reps[rep].team) || !g->reps[rep].manager[0])
+            continue;
+        int64_t sum = 0;
+        for (int o = 0; o < nopps; o++)
+            if (month_of[o] == ny * 12 + nm && strcmp(g->reps[g->owner[o]].team,
+                                                      g->reps[rep].team) == 0)
+                sum += amount[o];
+        /* office hours in China: 01:00 to 09:00 UTC */
+        int64_t at = (split / DAY_MS + 2 + (int64_t)rnd(g, RECENT_DAYS - 3)) * DAY_MS +
+                     HOUR_MS * (1 + (int64_t)rnd(g, 8)) + 60000 * (int64_t)rnd(g, 60);
+        if (sum == 0 || at > g->now_ms)
+            continue;
+        int64_t pct = 70 + (int64_t)rnd(g, 60);
+        add(g, at, 0, KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED, NULL,
+            sum * pct / 100 / 1000000 * 1000000, 0);
+        plan_event_t *e = &g->events[g->nevents - 1];
+        adjusted[k] = rep;
+        e->year = ny;
+        e->number = nm;
+        e->category = KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT;
+        e->adj_rep = rep;
+        k++;
+    }
+    free(month_of);
+    free(amount);
+    g->seed = saved;
+}
+
 /* What an order stream held, for the summary on stderr. */
 static struct {
     int won, before, repeat, dist, diverted, dumped, undone;
@@ -1720,7 +1947,10 @@ static void usage(FILE *out)
             "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree to\n"
             "KA_TOPIC_OPPORTUNITY. Phase 1 is %d days of history; phase 2 the last %d days,\n"
             "in which N dry teams stop opening deals and lose most open ones. The same seed\n"
-            "and --now-ms plan the same stream, so phase 2 continues phase 1.\n\n"
+            "and --now-ms plan the same stream, so phase 2 continues phase 1. Owners\n"
+            "confirm most deals from stage 03 on for the forecast (商机确认), with their\n"
+            "products, some again when the close date moves or when they call it commit;\n"
+            "in phase 2 a few team managers adjust their team's commit (修订销售预测).\n\n"
             "--stream visits plays the visits to the same accounts instead, to\n"
             "KA_TOPIC_VISIT, keyed by the account's canonical key: give it the options the\n"
             "opportunity stream had, so visits meet the deals on their accounts. Each visit\n"
@@ -1866,6 +2096,15 @@ int main(int argc, char **argv)
         int64_t start = begin + (int64_t)rnd(&g, (uint32_t)((g.now_ms - begin) / 1000)) * 1000;
         plan_opportunity(&g, i, start, split);
     }
+    if (!visits && !orders) {
+        if (ka_pg_query(pg, "SELECT sku, name FROM product WHERE active ORDER BY sku", 0, NULL,
+                        read_products, &og, err, sizeof err) != KA_OK) {
+            fprintf(stderr, "kagen: %s\n", err);
+            goto out;
+        }
+        og.seed = (uint64_t)seed ^ 0x6c696e65736b61ULL;
+        plan_forecast(&g, &og, (int)nopps, split);
+    }
     qsort(g.events, (size_t)g.nevents, sizeof *g.events, by_time);
 
     if (orders) {
@@ -1967,8 +2206,11 @@ int main(int argc, char **argv)
             uint8_t *buf;
             size_t len = encode(&g, p, owner_now, &buf);
             if (in_phase) {
-                char key[64];
-                snprintf(key, sizeof key, "%s-%06d", g.prefix, p->opp);
+                char key[96];
+                if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED)
+                    snprintf(key, sizeof key, "%s-adj-%s", g.prefix, g.reps[p->adj_rep].team);
+                else
+                    snprintf(key, sizeof key, "%s-%06d", g.prefix, p->opp);
                 if (produce(kp, topic, key, buf, len)) {
                     free(buf);
                     goto out;
