@@ -48,22 +48,6 @@ static int parse_limit(const char *cmd, int argc, char **argv, int i, char *limi
 
 /* kactl accounts ------------------------------------------------------------------ */
 
-typedef struct node {
-    int found;
-    char kind[16], name[256];
-} node_t;
-
-static int read_node(void *ud, const ka_pgres_t *res)
-{
-    node_t *n = ud;
-    if (ka_pgres_rows(res) == 1) {
-        n->found = 1;
-        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
-    }
-    return 0;
-}
-
 static int read_text(void *ud, const ka_pgres_t *res)
 {
     char *out = ud;
@@ -179,24 +163,12 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "kactl accounts: %s\n", err);
         return 1;
     }
-    node_t nd = {.found = 0};
+    kactl_node_t nd = {.found = 0};
     if (node) {
-        ka_pg_param_t p = {node, 0, 0};
-        if (ka_pg_query(pg, "SELECT kind, name FROM org_node WHERE id = $1", 1, &p, read_node,
-                        &nd, err, sizeof err) != KA_OK)
-            goto fail;
-        if (!nd.found) {
-            char examples[512] = "";
-            if (ka_pg_query(pg, "SELECT string_agg(id, ', ' ORDER BY id) FROM org_node "
-                                "WHERE kind IN ('company', 'division')",
-                            0, NULL, read_text, examples, err, sizeof err) != KA_OK)
-                goto fail;
-            fprintf(stderr, "kactl accounts: no org node \"%s\"; give a company, division, "
-                            "region, team or rep id (%s%s), or none for the whole company\n",
-                    node, examples[0] ? "e.g. " : "no org tree loaded: kactl load sample",
-                    examples);
+        int found = kactl_find_node(pg, "accounts", node, 1, &nd);
+        if (found != 0) {
             ka_pg_free(pg);
-            return 2;
+            return found;
         }
     }
 

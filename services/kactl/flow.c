@@ -185,22 +185,6 @@ static void details(const flow_t *fl, int c)
     }
 }
 
-typedef struct node {
-    int found;
-    char kind[16], name[256];
-} node_t;
-
-static int read_node(void *ud, const ka_pgres_t *res)
-{
-    node_t *n = ud;
-    if (ka_pgres_rows(res) == 1) {
-        n->found = 1;
-        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
-        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
-    }
-    return 0;
-}
-
 typedef struct days {
     int from, to;
     char first[16], last[16];
@@ -307,17 +291,9 @@ int kactl_flow(const ka_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "kactl flow: %s\n", err);
         return 1;
     }
-    node_t nd = {.found = 0};
-    ka_pg_param_t pn = {node, 0, 0};
-    if (ka_pg_query(pg, "SELECT kind, name FROM org_node WHERE id = $1", 1, &pn, read_node, &nd,
-                    err, sizeof err) != KA_OK)
+    kactl_node_t nd;
+    if ((rc = kactl_find_node(pg, "flow", node, 0, &nd)) != 0)
         goto out;
-    if (!nd.found) {
-        fprintf(stderr, "kactl flow: no org node \"%s\"; give a company, division, region, team "
-                        "or rep id\n", node);
-        rc = 2;
-        goto out;
-    }
     days_t dy;
     memset(&dy, 0, sizeof dy);
     ka_pg_param_t pd[2] = {{from, 0, 0}, {to, 0, 0}};

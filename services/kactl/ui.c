@@ -71,3 +71,46 @@ void kactl_put_cell(const char *s, int cols)
     for (; used < cols; used++)
         putchar(' ');
 }
+
+static int read_node(void *ud, const ka_pgres_t *res)
+{
+    kactl_node_t *n = ud;
+    if (ka_pgres_rows(res) == 1) {
+        n->found = 1;
+        snprintf(n->kind, sizeof n->kind, "%s", kactl_val(res, 0, 0));
+        snprintf(n->name, sizeof n->name, "%s", kactl_val(res, 0, 1));
+    }
+    return 0;
+}
+
+static int read_text(void *ud, const ka_pgres_t *res)
+{
+    if (ka_pgres_rows(res) == 1)
+        snprintf(ud, 512, "%s", kactl_val(res, 0, 0));
+    return 0;
+}
+
+int kactl_find_node(ka_pg_t *pg, const char *cmd, const char *id, int optional,
+                    kactl_node_t *out)
+{
+    char err[KA_ERRSTR_SIZE], examples[512] = "";
+    ka_pg_param_t p = {id, 0, 0};
+    memset(out, 0, sizeof *out);
+    if (ka_pg_query(pg, "SELECT kind, name FROM org_node WHERE id = $1", 1, &p, read_node, out,
+                    err, sizeof err) != KA_OK ||
+        (!out->found &&
+         ka_pg_query(pg, "SELECT string_agg(id, ', ' ORDER BY k, id) FROM (SELECT id, "
+                         "ka_org_kind_level(kind) AS k FROM org_node WHERE kind IN "
+                         "('company', 'division') ORDER BY 2, 1 LIMIT 6) e",
+                     0, NULL, read_text, examples, err, sizeof err) != KA_OK)) {
+        fprintf(stderr, "kactl %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (out->found)
+        return 0;
+    fprintf(stderr, "kactl %s: no org node \"%s\"; give a company, division, region, team or "
+                    "rep id (%s%s)%s\n",
+            cmd, id, examples[0] ? "e.g. " : "no org tree loaded: kactl load sample", examples,
+            optional ? ", or none for the whole company" : "");
+    return 2;
+}

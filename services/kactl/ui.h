@@ -18,4 +18,17 @@ void kactl_money(long long minor, int cents, char *out, size_t len);
  * two), cut with "~" when it does not fit. */
 void kactl_put_cell(const char *s, int cols);
 
+/* An org node, looked up by id. */
+typedef struct kactl_node {
+    int found;
+    char kind[16], name[256];
+} kactl_node_t;
+
+/* Looks up org node `id` for command `cmd`. Returns 0 when found (out
+ * filled); 2 when there is no such node, after printing what to give instead
+ * (with `optional`, that none means the whole company); 1 after printing a
+ * database error. */
+int kactl_find_node(ka_pg_t *pg, const char *cmd, const char *id, int optional,
+                    kactl_node_t *out);
+
 #endif
