@@ -431,3 +431,14 @@ long long ka_pgres_int(const ka_pgres_t *res, int row, int col, long long def)
     long long n = strtoll(v, &end, 10);
     return *end ? def : n;
 }
+
+ka_err_t ka_pg_prepare_all(ka_pg_t *pg, const char *statements[][2], size_t n, char *errstr,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        ka_err_t rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen);
+        if (rc != KA_OK)
+            return rc;
+    }
+    return KA_OK;
+}

@@ -52,6 +52,11 @@ ka_err_t ka_pg_reconnect(ka_pg_t *pg, int max_backoff_ms, int (*should_stop)(voi
 ka_err_t ka_pg_prepare(ka_pg_t *pg, const char *name, const char *sql, char *errstr,
                        size_t errlen);
 
+/* Registers and prepares n statements given as {name, sql} pairs; stops at
+ * the first error. */
+ka_err_t ka_pg_prepare_all(ka_pg_t *pg, const char *statements[][2], size_t n, char *errstr,
+                           size_t errlen);
+
 /* Runs one or more SQL commands without parameters or results (DDL, BEGIN,
  * a migration file). */
 ka_err_t ka_pg_exec(ka_pg_t *pg, const char *sql, char *errstr, size_t errlen);

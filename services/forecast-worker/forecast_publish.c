@@ -63,12 +63,8 @@ static const char *statements[][2] = {
 
 ka_err_t forecast_publish_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        ka_err_t rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen);
-        if (rc != KA_OK)
-            return rc;
-    }
-    return KA_OK;
+    return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
+                             errlen);
 }
 
 static void period_of(const char *kind, const char *start, Ka__V1__Period *p)

@@ -457,11 +457,8 @@ ka_err_t forecast_scan_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
     }
     if ((rc = ka_alert_prepare(pg, errstr, errlen)) != KA_OK)
         return rc;
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        if ((rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen)))
-            return rc;
-    }
-    return KA_OK;
+    return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
+                             errlen);
 }
 
 /* Runs -------------------------------------------------------------------------- */

@@ -314,10 +314,8 @@ static ka_err_t forecast_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t err
         (rc = forecast_publish_prepare(pg, errstr, errlen)) ||
         (rc = forecast_scan_prepare(pg, errstr, errlen)))
         return rc;
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
-        if ((rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen)))
-            return rc;
-    return KA_OK;
+    return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
+                             errlen);
 }
 
 forecast_ctx_t *forecast_ctx_new(const ka_config_t *cfg)

@@ -697,12 +697,8 @@ static ka_err_t visit_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen
         ka_accounts_prepare(pg, errstr, errlen) != KA_OK ||
         visit_scan_prepare(pg, errstr, errlen) != KA_OK)
         return KA_ERR;
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        ka_err_t rc = ka_pg_prepare(pg, statements[i][0], statements[i][1], errstr, errlen);
-        if (rc != KA_OK)
-            return rc;
-    }
-    return KA_OK;
+    return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
+                             errlen);
 }
 
 static int64_t mono_ms(void)
