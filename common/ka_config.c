@@ -177,6 +177,13 @@ static ka_err_t load_file(ka_config_t *cfg, const char *path, char *errstr, size
     }
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        /* A longer line would be read as two: refuse it rather than apply its tail. */
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(errstr, errlen, "%s:%d: line longer than %zu bytes", path, lineno,
+                     sizeof line - 2);
+            rc = KA_ERR_CONFIG;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;

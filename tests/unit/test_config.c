@@ -99,6 +99,26 @@ static void unknown_key_in_file_names_file_and_line(void **state)
     assert_non_null(strstr(err, "/nonexistent/ka.conf"));
 }
 
+/* A line longer than the reader's buffer is refused, not split into two
+ * lines whose tail would set another key. */
+static void overlong_line_is_refused(void **state)
+{
+    (void)state;
+    char err[512];
+    size_t n = 10 + 4085 + 19;
+    char *text = malloc(n + 2);
+    memcpy(text, "KA_PG_DSN=", 10);
+    memset(text + 10, 'x', 4085);
+    memcpy(text + 10 + 4085, "KA_LOG_LEVEL=debug\n", 20);
+    char *path = write_temp(text);
+    char *env[] = {NULL};
+    assert_null(ka_config_load_env("w", path, env, err, sizeof err));
+    assert_non_null(strstr(err, ":1: line longer than"));
+    unlink(path);
+    free(path);
+    free(text);
+}
+
 static void set_validates_like_load(void **state)
 {
     (void)state;
@@ -121,6 +141,7 @@ int main(void)
         cmocka_unit_test(file_overrides_environment),
         cmocka_unit_test(bad_values_are_named_in_the_error),
         cmocka_unit_test(unknown_key_in_file_names_file_and_line),
+        cmocka_unit_test(overlong_line_is_refused),
         cmocka_unit_test(set_validates_like_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
