@@ -201,3 +201,27 @@ void it_stop(pid_t pid, int sig)
     if (sig == SIGTERM && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         fail_msg("worker %d did not drain cleanly on SIGTERM (status %d)", (int)pid, status);
 }
+
+void it_open(const char *service, ka_config_t **cfg, ka_pg_t **pg, ka_producer_t **kp)
+{
+    *cfg = it_config(service);
+    *pg = it_pg(*cfg);
+    *kp = it_producer(*cfg);
+}
+
+void it_close(ka_config_t *cfg, ka_pg_t *pg, ka_producer_t *kp)
+{
+    ka_producer_free(kp);
+    ka_pg_free(pg);
+    ka_config_free(cfg);
+}
+
+void it_kill_all(pid_t *pids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+            pids[i] = 0;
+        }
+}

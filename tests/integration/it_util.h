@@ -56,6 +56,17 @@ void it_free_msgs(it_msgs_t *msgs);
 /* The value of a header as a NUL-terminated copy ("" when absent); free it. */
 char *it_header(const ka_msg_t *m, const char *name);
 
+/* Opens what a worker test holds for its whole run: configuration, a
+ * PostgreSQL connection and a producer; fails the test on error. */
+void it_open(const char *service, ka_config_t **cfg, ka_pg_t **pg, ka_producer_t **kp);
+
+/* Closes what it_open opened. */
+void it_close(ka_config_t *cfg, ka_pg_t *pg, ka_producer_t *kp);
+
+/* SIGKILLs and reaps every worker still running among pids[0..n) and zeroes
+ * them: the teardown of a test that an assertion ended. */
+void it_kill_all(pid_t *pids, size_t n);
+
 /* Starts a worker binary with extra "KEY=VALUE" settings (NULL-terminated)
  * on top of this process's environment. */
 pid_t it_spawn(const char *path, const char *const *settings);

@@ -542,21 +542,14 @@ static void a_burst_gives_one_event_per_window_and_survives_sigkill(void **state
 static int setup(void **state)
 {
     (void)state;
-    cfg = it_config("it-forecast");
-    pg = it_pg(cfg);
-    kp = it_producer(cfg);
+    it_open("it-forecast", &cfg, &pg, &kp);
     return 0;
 }
 
 static int kill_leftovers(void **state)
 {
     (void)state;
-    for (int i = 0; i < 3; i++)
-        if (live[i] > 0) {
-            kill(live[i], SIGKILL);
-            waitpid(live[i], NULL, 0);
-            live[i] = 0;
-        }
+    it_kill_all(live, 3);
     current_run = NULL;
     return 0;
 }
@@ -564,9 +557,7 @@ static int kill_leftovers(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ka_producer_free(kp);
-    ka_pg_free(pg);
-    ka_config_free(cfg);
+    it_close(cfg, pg, kp);
     return 0;
 }
 

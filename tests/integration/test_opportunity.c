@@ -843,20 +843,14 @@ static void stalled_without_visits_alerts_once_and_a_visit_resolves_it(void **st
 static int setup(void **state)
 {
     (void)state;
-    cfg = it_config("it-opportunity");
-    pg = it_pg(cfg);
-    kp = it_producer(cfg);
+    it_open("it-opportunity", &cfg, &pg, &kp);
     return 0;
 }
 
 static int kill_leftover_worker(void **state)
 {
     (void)state;
-    if (live_worker > 0) {
-        kill(live_worker, SIGKILL);
-        waitpid(live_worker, NULL, 0);
-        live_worker = 0;
-    }
+    it_kill_all(&live_worker, 1);
     if (current_run)
         free_run(current_run);
     return 0;
@@ -865,9 +859,7 @@ static int kill_leftover_worker(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ka_producer_free(kp);
-    ka_pg_free(pg);
-    ka_config_free(cfg);
+    it_close(cfg, pg, kp);
     return 0;
 }
 
