@@ -825,10 +825,17 @@ static void channel_alerts_fire_once_count_and_resolve_after_quiet(void **state)
     book(&r, o[2], 0, NULL, dist, "R1", 80000, now - 2 * DAY_MS);
     pid_t pid = spawn_order_worker(&r);
     wait_consumed(&r);
-    /* one episode each, over after a quiet day */
-    wait_alert_rows("channel_diversion", dist, "resolved", 1);
+    /* Every episode is over after a quiet day. The one dumping is one
+     * episode; the two diversions are one, or two when a scan fell between
+     * their batches (replayed history: each was already older than the quiet
+     * period when it arrived). */
     wait_alert_rows("price_dumping", dist, "resolved", 1);
-    assert_int_equal(alert_rows("channel_diversion", dist, "firing"), 1);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM alert_state WHERE subject_id = $1 "
+                                    "AND status = 'firing'", dist, 0, 30000),
+                     0);
+    long long diversions = alert_rows("channel_diversion", dist, "firing");
+    assert_true(diversions == 1 || diversions == 2);
+    assert_int_equal(alert_rows("channel_diversion", dist, "resolved"), diversions);
     assert_int_equal(alert_rows("price_dumping", dist, "firing"), 1);
     assert_int_equal(q_int("SELECT sum(order_count) FROM distributor_sales_quality "
                            "WHERE distributor_id = $1", 1, d), 3);
@@ -841,10 +848,10 @@ static void channel_alerts_fire_once_count_and_resolve_after_quiet(void **state)
     /* A new diversion today: a new episode that stays open. */
     book(&r, o[3], 0, NULL, dist, "R3", 120000, now - HOUR_MS);
     wait_consumed(&r);
-    wait_alert_rows("channel_diversion", dist, "firing", 2);
+    wait_alert_rows("channel_diversion", dist, "firing", diversions + 1);
     wait_scan(&r, "channel", ka_now_ms() + 500);
     stop(pid, SIGTERM);
-    assert_int_equal(alert_rows("channel_diversion", dist, "resolved"), 1);
+    assert_int_equal(alert_rows("channel_diversion", dist, "resolved"), diversions);
     assert_int_equal(q_int("SELECT count(*) FROM alert_state WHERE subject_id = $1 AND "
                            "type = 'channel_diversion' AND status = 'firing'", 1, d), 1);
     free_run(&r);
@@ -853,27 +860,15 @@ static void channel_alerts_fire_once_count_and_resolve_after_quiet(void **state)
 static int setup(void **state)
 {
     (void)state;
-    cfg = it_config("it-order");
-    pg = it_pg(cfg);
-    kp = it_producer(cfg);
+    it_open("it-order", &cfg, &pg, &kp);
     return 0;
 }
 
 static int kill_leftovers(void **state)
 {
     (void)state;
-    for (int i = 0; i < 2; i++)
-        if (live[i] > 0) {
-            kill(live[i], SIGKILL);
-            waitpid(live[i], NULL, 0);
-            live[i] = 0;
-        }
-    for (int i = 0; i < 3; i++)
-        if (scaled[i] > 0) {
-            kill(scaled[i], SIGKILL);
-            waitpid(scaled[i], NULL, 0);
-            scaled[i] = 0;
-        }
+    it_kill_all(live, 2);
+    it_kill_all(scaled, 3);
     if (current_run)
         free_run(current_run);
     return 0;
@@ -882,9 +877,7 @@ static int kill_leftovers(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ka_producer_free(kp);
-    ka_pg_free(pg);
-    ka_config_free(cfg);
+    it_close(cfg, pg, kp);
     return 0;
 }
 
