@@ -52,8 +52,11 @@
 #define RECENT_DAYS 21
 #define HOUR_MS 3600000LL
 /* Opportunities name their account "客户 NNNN 有限公司", NNNN = opportunity
- * number modulo this, so most accounts carry two or more deals. */
-#define OPP_ACCOUNTS 1500
+ * number modulo this (--accounts, 1500 by default), so most accounts carry
+ * two or more deals. */
+static int opp_accounts = 1500;
+/* Percentage of owner changes made by the owner instead of a superior. */
+static int unauthorized_pct;
 
 typedef struct rep {
     char *id, *team, *manager, *bu, *def, *area; /* area: its sales region's name */
@@ -247,7 +250,7 @@ static size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint
     e.kind_case = (Ka__V1__OpportunityEvent__KindCase)p->kind;
     switch (p->kind) {
     case KA__V1__OPPORTUNITY_EVENT__KIND_CREATED:
-        snprintf(account, sizeof account, "客户 %04d 有限公司", p->opp % OPP_ACCOUNTS);
+        snprintf(account, sizeof account, "客户 %04d 有限公司", p->opp % opp_accounts);
         date_of(p->at_ms + DAY_MS * 90, close);
         a.name = account;
         c.account = &a;
@@ -313,6 +316,10 @@ static size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED:
         e.actor_id = owner->manager; /* only a superior may hand it over */
+        /* --unauthorized-pct: some owners hand deals over themselves (an
+         * alert); picked by the event's number, so the plan stays the same */
+        if ((uint32_t)p->seq * 2654435761u % 100u < (uint32_t)unauthorized_pct)
+            e.actor_id = owner->id;
         oc.new_owner_rep_id = g->reps[p->new_owner].id;
         e.owner_changed = &oc;
         owner_now[p->opp] = p->new_owner;
@@ -874,7 +881,7 @@ static const int man_prospect[8] = {20, 28, 14, 6, 14, 10, 4, 4};
 static void plan_visits(vgen_t *vg)
 {
     gen_t *g = vg->g;
-    int nnamed = vg->nopps < OPP_ACCOUNTS ? vg->nopps : OPP_ACCOUNTS;
+    int nnamed = vg->nopps < opp_accounts ? vg->nopps : opp_accounts;
     int nprospects = vg->nopps / 20;
     int *count = ka_calloc((size_t)nnamed + 1, sizeof *count);
     int *fill = ka_calloc((size_t)nnamed + 1, sizeof *fill);
@@ -883,13 +890,13 @@ static void plan_visits(vgen_t *vg)
 
     /* every deal's events, grouped by account, in time order */
     for (int i = 0; i < g->nevents; i++)
-        count[g->events[i].opp % OPP_ACCOUNTS]++;
+        count[g->events[i].opp % opp_accounts]++;
     for (int i = 1; i <= nnamed; i++)
         fill[i] = fill[i - 1] + count[i - 1];
     vg->ms = ka_calloc((size_t)g->nevents + 1, sizeof *vg->ms);
     for (int i = 0; i < g->nevents; i++) {
         const plan_event_t *p = &g->events[i];
-        milestone_t *m = &vg->ms[fill[p->opp % OPP_ACCOUNTS]++];
+        milestone_t *m = &vg->ms[fill[p->opp % opp_accounts]++];
         if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED ||
             p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED)
             owner[p->opp] = p->new_owner;
@@ -1521,7 +1528,7 @@ static int pick_dist(ogen_t *og, const char *region, int *diverted)
 static void plan_orders(ogen_t *og, int nopps)
 {
     gen_t *g = og->g;
-    int nnamed = nopps < OPP_ACCOUNTS ? nopps : OPP_ACCOUNTS;
+    int nnamed = nopps < opp_accounts ? nopps : opp_accounts;
     int *owner = ka_calloc((size_t)nopps + 1, sizeof *owner);
     int64_t *amount = ka_calloc((size_t)nopps + 1, sizeof *amount);
     int64_t *last = ka_calloc((size_t)nopps + 1, sizeof *last);
@@ -1530,7 +1537,7 @@ static void plan_orders(ogen_t *og, int nopps)
     og->custs = ka_calloc((size_t)nnamed + 1, sizeof *og->custs);
     for (int i = 0; i < g->nevents; i++) {
         const plan_event_t *p = &g->events[i];
-        cust_t *c = &og->custs[p->opp % OPP_ACCOUNTS];
+        cust_t *c = &og->custs[p->opp % opp_accounts];
         if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED && !c->seen) {
             c->seen = 1;
             c->owner = p->new_owner;
@@ -1561,7 +1568,7 @@ static void plan_orders(ogen_t *og, int nopps)
     /* orders that close won deals */
     for (int i = 0; i < g->nevents; i++) {
         const plan_event_t *p = &g->events[i];
-        int acct = p->opp % OPP_ACCOUNTS;
+        int acct = p->opp % opp_accounts;
         cust_t *c = &og->custs[acct];
         if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED ||
             p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED)
@@ -1745,6 +1752,9 @@ static void ogen_free(ogen_t *og)
 /* ------------------------------------------------------------- producing */
 
 static int failures;
+/* --rate: events per second, 0 for as fast as Kafka takes them */
+static long long rate;
+static int64_t rate_start_ms, rate_sent;
 
 static void on_delivery(void *ud, void *opaque, ka_err_t status, int possibly, const char *err)
 {
@@ -1755,6 +1765,13 @@ static void on_delivery(void *ud, void *opaque, ka_err_t status, int possibly, c
         fprintf(stderr, "kagen: delivery failed: %s\n", err ? err : "?");
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Sends one event, waiting while the producer's queue is full. Returns 0, or
  * -1 with the error printed. */
 static int produce(ka_producer_t *kp, const char *topic, const char *key, const uint8_t *buf,
@@ -1762,6 +1779,14 @@ static int produce(ka_producer_t *kp, const char *topic, const char *key, const 
 {
     char err[KA_ERRSTR_SIZE];
     ka_err_t rc;
+    if (rate > 0) { /* wait for this event's slot on the fixed-rate clock */
+        if (rate_sent == 0)
+            rate_start_ms = mono_ms();
+        int64_t due = rate_start_ms + rate_sent * 1000 / rate, left;
+        while ((left = due - mono_ms()) > 0)
+            ka_producer_poll(kp, (int)left); /* serves delivery reports meanwhile */
+        rate_sent++;
+    }
     while ((rc = ka_producer_send(kp, topic, key, strlen(key), buf, len, NULL, 0, NULL, err,
                                   sizeof err)) == KA_ERR_RETRY)
         ka_producer_poll(kp, 50);
@@ -1943,7 +1968,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: kagen [--stream opportunities|visits|orders] [--seed N] [--opportunities N]\n"
-            "             [--dry-teams N] [--phase 1|2] [--prefix ID] [--now-ms MS]\n\n"
+            "             [--dry-teams N] [--phase 1|2] [--prefix ID] [--now-ms MS]\n"
+            "             [--accounts N] [--rate N] [--unauthorized-pct N]\n\n"
             "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree to\n"
             "KA_TOPIC_OPPORTUNITY. Phase 1 is %d days of history; phase 2 the last %d days,\n"
             "in which N dry teams stop opening deals and lose most open ones. The same seed\n"
@@ -1970,7 +1996,11 @@ static void usage(FILE *out)
             "shipped outside (窜货) or priced under the floor (压价), most by two habitual\n"
             "offenders. In phase 2 a few big accounts, whose orders halved in the month\n"
             "before, order nothing. Every stream prints the number of events sent on\n"
-            "stdout and a summary on stderr.\n",
+            "stdout and a summary on stderr.\n\n"
+            "For the benchmark (tests/bench): --accounts N spreads the deals over N accounts\n"
+            "(default 1500), --rate N sends N events a second instead of as fast as Kafka\n"
+            "takes them, and --unauthorized-pct N has N%% of the owner changes made by the\n"
+            "owner instead of a superior (each raises an alert).\n",
             HISTORY_DAYS, RECENT_DAYS, ORDER_HISTORY_DAYS);
 }
 
@@ -2025,6 +2055,17 @@ int main(int argc, char **argv)
             bad = parse_int(a, v, 946684800000LL, 4102444800000LL, &now_ms);
         else if (strcmp(a, "--prefix") == 0)
             prefix = v;
+        else if (strcmp(a, "--accounts") == 0) {
+            long long n;
+            bad = parse_int(a, v, 1, 10000000, &n);
+            opp_accounts = (int)n;
+        } else if (strcmp(a, "--rate") == 0)
+            bad = parse_int(a, v, 0, 10000000, &rate);
+        else if (strcmp(a, "--unauthorized-pct") == 0) {
+            long long n;
+            bad = parse_int(a, v, 0, 100, &n);
+            unauthorized_pct = (int)n;
+        }
         else if (strcmp(a, "--stream") == 0) {
             if (strcmp(v, "opportunities") == 0 || strcmp(v, "visits") == 0 ||
                 strcmp(v, "orders") == 0) {
