@@ -20,6 +20,7 @@ typedef struct ka_reject {
 #define KA_REASON_TOO_LONG "field_too_long"
 #define KA_REASON_BAD_ID "invalid_id"
 #define KA_REASON_UTF8 "invalid_utf8"
+#define KA_REASON_NUL "nul_in_string" /* a NUL byte inside a protobuf string field */
 #define KA_REASON_TIME "time_out_of_range"
 #define KA_REASON_AMOUNT "amount_out_of_range"
 #define KA_REASON_ENUM "unknown_enum_value"

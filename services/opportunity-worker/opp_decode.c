@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ka_envelope.h"
+#include "ka_wire.h"
 #include "opp_decode.h"
 
 static int known_enum(const ProtobufCEnumDescriptor *desc, int value)
@@ -182,6 +183,9 @@ ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms,
     *out = ev;
     if (!ev)
         return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OpportunityEvent (%zu bytes)", len);
+    /* before any string is read: a NUL would cut it short unseen */
+    if (ka_check_wire_strings(rej, &ka__v1__opportunity_event__descriptor, payload, len))
+        return KA_ERR_INVALID;
     /* five minutes of clock skew: the CRM stamps events as they happen */
     if (ka_check_header(rej, ev->header, now_ms, 5LL * 60 * 1000))
         return KA_ERR_INVALID;

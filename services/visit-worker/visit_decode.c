@@ -3,6 +3,7 @@
 
 #include "ka_account_key.h"
 #include "ka_envelope.h"
+#include "ka_wire.h"
 #include "visit_decode.h"
 
 #define DAY_MS 86400000LL
@@ -151,6 +152,9 @@ ka_err_t visit_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__V
     *out = ev;
     if (!ev)
         return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.VisitEvent (%zu bytes)", len);
+    /* before any string is read: a NUL would cut it short unseen */
+    if (ka_check_wire_strings(rej, &ka__v1__visit_event__descriptor, payload, len))
+        return KA_ERR_INVALID;
     if (ka_check_header(rej, ev->header, now_ms, VISIT_MAX_FUTURE_MS))
         return KA_ERR_INVALID;
     snprintf(event_id, idlen, "%s", ev->header->event_id);

@@ -24,12 +24,13 @@ static inline int fuzz_reason_known(const char *reason)
     static const char *const known[] = {
         KA_REASON_DECODE,       KA_REASON_MISSING,
         KA_REASON_TOO_LONG,     KA_REASON_BAD_ID,
-        KA_REASON_UTF8,         KA_REASON_TIME,
-        KA_REASON_AMOUNT,       KA_REASON_ENUM,
-        KA_REASON_LIST,         KA_REASON_ACCOUNT,
-        KA_REASON_CREDIT_CODE,  KA_REASON_UNKNOWN_STAGE,
-        KA_REASON_UNKNOWN_OPPORTUNITY, KA_REASON_UNAUTHORIZED,
-        KA_REASON_UNAUTHORIZED_ADJUSTMENT, KA_REASON_APPLY,
+        KA_REASON_UTF8,         KA_REASON_NUL,
+        KA_REASON_TIME,         KA_REASON_AMOUNT,
+        KA_REASON_ENUM,         KA_REASON_LIST,
+        KA_REASON_ACCOUNT,      KA_REASON_CREDIT_CODE,
+        KA_REASON_UNKNOWN_STAGE, KA_REASON_UNKNOWN_OPPORTUNITY,
+        KA_REASON_UNAUTHORIZED, KA_REASON_UNAUTHORIZED_ADJUSTMENT,
+        KA_REASON_APPLY,
     };
     if (memchr(reason, '\0', sizeof ((ka_reject_t *)0)->reason) == NULL)
         return 0;

@@ -1,0 +1,33 @@
+#ifndef KA_WIRE_H
+#define KA_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "ka_validate.h"
+
+/* Checks on the encoded bytes of a message that the unpacked form cannot
+ * show. protobuf-c hands string fields out as C strings, so a string
+ * "e-1\0xx" reads as "e-1": an event id with an embedded NUL would be taken
+ * for (and deduplicated against) the real "e-1". Only the wire lengths tell
+ * the two apart. */
+
+/* Walks the encoded message `buf[0..len)` with its descriptor, into every
+ * sub-message (and map entry), and looks for a NUL byte inside a string
+ * field. Returns 1 and writes the field's path to `field` ("header.event_id",
+ * "contacts[2].name") when one is found, 0 when there is none, -1 when the
+ * bytes are not a well-formed encoding (truncated, a length past the end, a
+ * group wire type, nesting deeper than 32). Unknown fields are skipped. */
+int ka_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                     char *field, size_t fieldlen);
+
+/* ka_wire_find_nul as a validation check, for a decoder to call right after
+ * a successful unpack (before it copies any string out): KA_OK when no
+ * string field holds a NUL; KA_ERR_INVALID with rej set to KA_REASON_NUL and
+ * the field otherwise (KA_REASON_DECODE for bytes that are not a message). */
+ka_err_t ka_check_wire_strings(ka_reject_t *rej, const ProtobufCMessageDescriptor *desc,
+                               const void *payload, size_t len);
+
+#endif
