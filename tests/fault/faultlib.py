@@ -1,0 +1,770 @@
+"""The fault suite's harness: a run of real workers against the local stack on
+topics, consumer groups and ids of its own, a deterministic event stream, and
+the checks of the stored and published results against oracle.py.
+
+PostgreSQL and Redis are read with psql and redis-cli (both shipped by
+deploy/local/deps); Kafka with confluent-kafka and the official protobuf
+runtime, as an outside system on the bus would.
+"""
+import argparse
+import datetime
+import decimal
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import oracle
+
+KINDS = ("opportunity", "visit", "order")
+SERVICE = {"opportunity": "opportunity-worker", "visit": "visit-worker",
+           "order": "order-worker", "forecast": "forecast-worker"}
+PARTITIONS = 3
+_pb = None
+
+
+def proto(proto_dir):
+    """The ka.v1 Python modules, generated once per process from proto/."""
+    global _pb
+    if _pb is None:
+        out = tempfile.mkdtemp(prefix="ka-fault-pb-")
+        files = sorted(os.path.join("ka/v1", f) for f in os.listdir(os.path.join(proto_dir, "ka/v1"))
+                       if f.endswith(".proto"))
+        subprocess.run(["protoc", f"-I{proto_dir}", f"--python_out={out}", *files], check=True)
+        sys.path.insert(0, out)
+        from ka.v1 import alert_pb2, common_pb2, opportunity_pb2, order_pb2, visit_pb2
+        _pb = argparse.Namespace(alert=alert_pb2, common=common_pb2, opp=opportunity_pb2,
+                                 order=order_pb2, visit=visit_pb2)
+    return _pb
+
+
+def report(test, faults_injected, events_compared):
+    """The one line each fault test prints (issue 8: faults injected, events compared)."""
+    print(f"FAULT-REPORT test={test} faults={faults_injected} events={events_compared}", flush=True)
+
+
+# -- environment ---------------------------------------------------------------
+
+class Env:
+    def __init__(self, pg_dsn, redis_host, redis_port, brokers, bins, proto_dir, kactl):
+        self.pg_dsn, self.redis_host, self.redis_port = pg_dsn, redis_host, redis_port
+        self.brokers, self.bins, self.proto_dir, self.kactl = brokers, bins, proto_dir, kactl
+
+    @staticmethod
+    def parser(description=None):
+        ap = argparse.ArgumentParser(description=description)
+        for kind in SERVICE:
+            ap.add_argument(f"--{kind}-worker", help=f"path of the {SERVICE[kind]} binary")
+        ap.add_argument("--kactl", help="path of kactl")
+        ap.add_argument("--proto-dir", required=True)
+        ap.add_argument("--seed", type=int, default=None,
+                        help="stream seed (default: from the clock, printed)")
+        return ap
+
+    @classmethod
+    def from_environ(cls, args):
+        missing = [k for k in ("KA_PG_DSN", "KA_KAFKA_BROKERS") if not os.environ.get(k)]
+        if missing:
+            raise SystemExit(f"fault tests need {', '.join(missing)} (tests/run exports them; "
+                             "by hand: eval \"$(deploy/local/stack env)\"; "
+                             "export KA_PG_DSN=\"$KA_PG_TEST_DSN\")")
+        bins = {k: getattr(args, f"{k}_worker") for k in SERVICE
+                if getattr(args, f"{k}_worker", None)}
+        for k, path in bins.items():
+            if not os.access(path, os.X_OK):
+                raise SystemExit(f"--{k}-worker {path}: not an executable")
+        return cls(os.environ["KA_PG_DSN"], os.environ.get("KA_REDIS_HOST", "127.0.0.1"),
+                   int(os.environ.get("KA_REDIS_PORT", "56379")), os.environ["KA_KAFKA_BROKERS"],
+                   bins, args.proto_dir, getattr(args, "kactl", None))
+
+    # PostgreSQL through psql: values travel as psql variables (-v), which
+    # the query reads as :'name' (quoted by psql), never spliced into SQL.
+    def sql(self, query, **params):
+        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-v", "ON_ERROR_STOP=1",
+               "-d", self.pg_dsn]
+        for k, v in params.items():
+            cmd += ["-v", f"{k}={v}"]
+        res = subprocess.run(cmd, input=query, capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"psql failed: {res.stderr.strip()}\nquery: {query}")
+        return [line.split("\x1f") for line in res.stdout.splitlines() if line]
+
+    def redis(self, *args):
+        env = dict(os.environ)
+        if os.environ.get("KA_REDIS_PASSWORD"):
+            env["REDISCLI_AUTH"] = os.environ["KA_REDIS_PASSWORD"]
+        res = subprocess.run(["redis-cli", "--raw", "-h", self.redis_host, "-p",
+                              str(self.redis_port), *args], capture_output=True, text=True,
+                             env=env, timeout=30)
+        if res.returncode != 0:
+            raise RuntimeError(f"redis-cli {args}: {res.stderr.strip()}")
+        return res.stdout.splitlines()
+
+    def redis_hash(self, key):
+        lines = self.redis("HGETALL", key)
+        return dict(zip(lines[0::2], lines[1::2]))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- workers -------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, run, kind, instance, extra_env):
+        if kind not in run.env.bins:
+            raise SystemExit(f"no --{kind}-worker given")
+        self.run, self.kind, self.instance = run, kind, instance
+        self.port = free_port()
+        self.env = dict(os.environ, **run.worker_env(kind), KA_HTTP_PORT=str(self.port),
+                        **{k: str(v) for k, v in extra_env.items()})
+        self.log_path = os.path.join(run.dir, f"{kind}-{instance}.log")
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        assert not self.alive(), f"{self.kind}-{self.instance} is already running"
+        self.starts += 1
+        log = open(self.log_path, "a")
+        log.write(f"--- start {self.starts}\n")
+        log.flush()
+        self.proc = subprocess.Popen([self.run.env.bins[self.kind]], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.proc.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self.proc.wait(60)
+
+    def stop(self, timeout=60):
+        """SIGTERM: the worker drains and must exit 0."""
+        assert self.alive(), f"{self.kind}-{self.instance} is not running"
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        assert rc == 0, f"{self.kind}-{self.instance} exited {rc} after SIGTERM ({self.log_path})"
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def metric(self, name):
+        """Sum of a counter's series on /metrics (None when it does not answer)."""
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read()
+        except OSError:
+            return None
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+
+# -- a run ---------------------------------------------------------------------
+
+class Run:
+    """Everything one test owns: a suffix, topics, consumer groups, an org
+    subtree (division, region, two teams of two reps and their managers) and
+    an id prefix, so the checks compare exactly the rows of this run."""
+
+    def __init__(self, env, name):
+        self.env, self.name = env, name
+        self.short = f"{int(time.time() * 1000) % 10**10:x}{os.getpid() % 1000:03d}"
+        self.prefix = f"f{self.short}"
+        self.dir = tempfile.mkdtemp(prefix=f"ka-fault-{name}-")
+        self.topics = {k: f"fault.{name}.{k}.{self.short}" for k in
+                       ("opportunity", "visit", "order", "alert", "deadletter", "forecast",
+                        "planning")}
+        self.groups = {k: f"fault-{name}-{k}-{self.short}" for k in SERVICE}
+        self.workers = []
+        # Twenty minutes before this month began: a stream's events cross a
+        # month boundary, so actuals land in two months.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self.base_ms = int(month.timestamp() * 1000) - 20 * 60 * 1000
+        admin = AdminClient({"bootstrap.servers": env.brokers})
+        for fut in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in
+                                        self.topics.values()]).values():
+            fut.result(30)
+        self._make_org()
+        self._producer = Producer({"bootstrap.servers": env.brokers, "enable.idempotence": True,
+                                   "linger.ms": 5})
+        print(f"run {name}: prefix {self.prefix}, logs in {self.dir}", flush=True)
+
+    def _make_org(self):
+        p = self.prefix
+        self.division, self.region = f"div-{p}", f"reg-{p}"
+        self.teams = [f"team{t}-{p}" for t in range(2)]
+        self.reps = [f"rep{i}-{p}" for i in range(4)]
+        self.team_managers = [f"u-team{t}-{p}" for t in range(2)]
+        self.region_manager = f"u-reg-{p}"
+        self.outsider = f"u-out-{p}"  # a user who manages nothing above anyone
+        root = self.env.sql("SELECT id FROM org_node WHERE parent_id IS NULL")
+        if not root:
+            raise SystemExit("the org tree has no company: load one first "
+                             "(tests/run runs kactl load sample)")
+        q = """
+INSERT INTO app_user (id, display_name) VALUES (:'rm', 'region manager'), (:'tm0', 'team manager'),
+    (:'tm1', 'team manager'), (:'out', 'outsider');
+INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'div', :'root', 'division', 'fault');
+INSERT INTO org_node (id, parent_id, kind, name, manager_user_id)
+    VALUES (:'reg', :'div', 'region', 'fault', :'rm');
+INSERT INTO org_node (id, parent_id, kind, name, manager_user_id)
+    VALUES (:'t0', :'reg', 'team', 'fault', :'tm0'), (:'t1', :'reg', 'team', 'fault', :'tm1');
+INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r'),
+    (:'r1', :'t0', 'rep', 'r'), (:'r2', :'t1', 'rep', 'r'), (:'r3', :'t1', 'rep', 'r');
+"""
+        self.env.sql(q, root=root[0][0], div=self.division, reg=self.region, rm=self.region_manager,
+                     tm0=self.team_managers[0], tm1=self.team_managers[1], out=self.outsider,
+                     t0=self.teams[0], t1=self.teams[1], r0=self.reps[0], r1=self.reps[1],
+                     r2=self.reps[2], r3=self.reps[3])
+        parent = {self.division: None, self.region: self.division,
+                  self.teams[0]: self.region, self.teams[1]: self.region,
+                  self.reps[0]: self.teams[0], self.reps[1]: self.teams[0],
+                  self.reps[2]: self.teams[1], self.reps[3]: self.teams[1]}
+        manager = {self.region: self.region_manager, self.teams[0]: self.team_managers[0],
+                   self.teams[1]: self.team_managers[1]}
+        self.org = oracle.Org(parent, manager)
+
+    def worker_env(self, kind):
+        return {
+            "KA_TOPIC_OPPORTUNITY": self.topics["opportunity"], "KA_TOPIC_VISIT": self.topics["visit"],
+            "KA_TOPIC_ORDER": self.topics["order"], "KA_TOPIC_ALERT": self.topics["alert"],
+            "KA_TOPIC_DEADLETTER": self.topics["deadletter"],
+            "KA_TOPIC_FORECAST": self.topics["forecast"], "KA_TOPIC_PLANNING": self.topics["planning"],
+            "KA_CONSUMER_GROUP": self.groups[kind],
+            # Scans and the tier ranking are time- and database-wide rules the
+            # oracle leaves out: keep them from running during the test.
+            "KA_SCAN_INTERVAL_MS": "86400000", "KA_TIER_INTERVAL_MS": "86400000",
+        }
+
+    def worker(self, kind, instance=0, extra_env=None):
+        w = Worker(self, kind, instance, extra_env or {})
+        self.workers.append(w)
+        return w
+
+    def produce(self, events, rate=None):
+        """Produces (kind, key, value) events in order; rate = events per second."""
+        t0 = time.monotonic()
+        for i, ev in enumerate(events):
+            if rate:
+                ahead = t0 + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            while True:
+                try:
+                    self._producer.produce(self.topics[ev.kind], key=ev.key.encode(),
+                                           value=ev.value)
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+            self._producer.poll(0)
+        left = self._producer.flush(60)
+        assert left == 0, f"{left} events not confirmed by Kafka"
+
+    def high_watermarks(self, topic):
+        c = Consumer({"bootstrap.servers": self.env.brokers, "group.id": f"wm-{self.short}",
+                      "enable.auto.commit": False})
+        try:
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(PARTITIONS)}
+        finally:
+            c.close()
+
+    def stored_offsets(self, kind):
+        rows = self.env.sql("SELECT partition, next_offset FROM consumer_offset "
+                            "WHERE consumer_group = :'g' AND topic = :'t'",
+                            g=self.groups[kind], t=self.topics[kind])
+        return {int(p): int(o) for p, o in rows}
+
+    def unpublished(self):
+        rows = self.env.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic "
+                            "IN (:'a', :'d', :'o')", a=self.topics["alert"],
+                            d=self.topics["deadletter"], o=self.topics["opportunity"])
+        return int(rows[0][0])
+
+    def wait_caught_up(self, kind, timeout=120):
+        """Until the stored offsets of `kind` (or of each kind in a tuple)
+        reach the end of its input topic and this run's outbox is published."""
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = {}
+            for k in kinds:
+                high = self.high_watermarks(self.topics[k])
+                stored = self.stored_offsets(k)
+                lag = {p: h - stored.get(p, 0) for p, h in high.items() if h > stored.get(p, 0)}
+                if lag:
+                    behind[k] = lag
+            unpublished = self.unpublished()
+            if not behind and unpublished == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not caught up after {timeout}s: lag {behind}, "
+                                     f"{unpublished} outbox rows unpublished (logs in {self.dir})")
+            time.sleep(0.3)
+
+    def close(self):
+        for w in self.workers:
+            if w.alive():
+                w.resume()
+                w.kill()
+        self._producer.flush(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- checks ----------------------------------------------------------------
+    def compare(self, scenario):
+        """PostgreSQL and Redis against the oracle; AssertionError with a diff."""
+        x = oracle.expected(scenario.log, self.org)
+        diffs, rows = [], 0
+        nodes = sorted(self.org.nodes())
+        nodes_arr = "{" + ",".join(nodes) + "}"
+
+        def check(what, got, want):
+            nonlocal rows
+            rows += len(got) + len(want)
+            if got != want:
+                keys = sorted(set(got) | set(want), key=str)
+                lines = [f"  {k}: stored {got.get(k)!r}, expected {want.get(k)!r}"
+                         for k in keys if got.get(k) != want.get(k)]
+                diffs.append(f"{what}: {len(lines)} differ\n" + "\n".join(lines[:25]))
+
+        if "opportunity" in scenario.kinds:
+            got = {r[0]: {"stage": r[1], "amount": int(r[2]), "owner": r[3], "status": r[4]}
+                   for r in self.env.sql(
+                       "SELECT id, stage_code, amount_minor, owner_rep_id, status FROM opportunity "
+                       "WHERE starts_with(id, :'p')", p=self.prefix + "-o")}
+            check("opportunities (PostgreSQL)", got, x["opportunities"])
+            got = {(r[0], r[1], r[2]): (int(r[3]), int(r[4]), int(r[5])) for r in self.env.sql(
+                "SELECT node_id, definition_id, stage_code, open_count, amount_minor, "
+                "weighted_amount_minor FROM funnel_state WHERE node_id = ANY(:'n'::text[]) "
+                "AND (open_count, amount_minor, weighted_amount_minor) <> (0, 0, 0)", n=nodes_arr)}
+            check("funnel_state (PostgreSQL)", got, x["funnel"])
+            got = {}
+            for n in nodes:
+                h = self.env.redis_hash(f"ka:funnel:{n}:{oracle.DEFINITION}")
+                for stage in {f.split(":")[0] for f in h}:
+                    v = tuple(int(h.get(f"{stage}:{m}", 0)) for m in ("count", "amount", "weighted"))
+                    if v != (0, 0, 0):
+                        got[(n, oracle.DEFINITION, stage)] = v
+            check("funnel (Redis ka:funnel:*)", got, x["funnel"])
+            got = {}
+            for subject, status, start in self.env.sql(
+                    "SELECT subject_id, status, (extract(epoch FROM starts_at) * 1000)::bigint "
+                    "FROM alert_state WHERE type = 'unauthorized_owner_change' "
+                    "AND starts_with(subject_id, :'p')", p=self.prefix + "-o"):
+                got[subject] = (status, int(start))
+            want = {}
+            for a in x["alerts"]:
+                want[a["subject_id"]] = (a["status"], a["starts_at_ms"])
+            check("alert_state unauthorized_owner_change (PostgreSQL)", got, want)
+            got = self.env.sql("SELECT count(*) FROM dead_letter WHERE consumer_group = :'g'",
+                               g=self.groups["opportunity"])
+            check("dead_letter rows (PostgreSQL)", {"count": int(got[0][0])},
+                  {"count": len(x["dead_letters"])})
+        if "order" in scenario.kinds:
+            got = {r[0]: {"status": r[1], "total": int(r[2])} for r in self.env.sql(
+                "SELECT id, status, total_amount_minor FROM sales_order WHERE starts_with(id, :'p')",
+                p=self.prefix + "-s")}
+            check("orders (PostgreSQL)", got, x["orders"])
+            got = {}
+            for key, sku, node, month, amount, qty in self.env.sql(
+                    "SELECT ac.canonical_key, a.sku, a.node_id, a.period_month, a.amount_minor, "
+                    "a.quantity FROM actual a JOIN account ac ON ac.id = a.account_id "
+                    "WHERE a.node_id = ANY(:'n'::text[]) AND (a.amount_minor <> 0 OR a.quantity <> 0)",
+                    n=nodes_arr):
+                q = decimal.Decimal(qty)
+                got[(key.removeprefix("name:"), sku, node, month)] = (
+                    int(amount), int(q) if q == int(q) else q)
+            check("actual (PostgreSQL)", got, x["actuals"])
+            got = {(r[0], r[1]): int(r[2]) for r in self.env.sql(
+                "SELECT node_id, period_month, amount_minor FROM actual_rollup "
+                "WHERE node_id = ANY(:'n'::text[]) AND amount_minor <> 0", n=nodes_arr)}
+            check("actual_rollup (PostgreSQL)", got, x["rollup"])
+            got = {}
+            for n in nodes:
+                for month, amount in self.env.redis_hash(f"ka:actuals:{n}").items():
+                    if int(amount):
+                        got[(n, month + "-01")] = int(amount)
+            check("actuals (Redis ka:actuals:*)", got, x["rollup"])
+        if "visit" in scenario.kinds:
+            got, ids = {}, {}
+            for key, aid, n, last, dm, man in self.env.sql(
+                    "SELECT ac.canonical_key, ac.id, (SELECT count(*) FROM visit v "
+                    "WHERE v.account_id = ac.id), "
+                    "(extract(epoch FROM ac.last_visit_at) * 1000)::bigint, "
+                    "(extract(epoch FROM ac.last_decision_maker_visit_at) * 1000)::bigint, "
+                    "ac.man_class FROM account ac WHERE starts_with(ac.canonical_key, :'p')",
+                    p=f"name:{scenario.visit_account_prefix}"):
+                name = key.removeprefix("name:")
+                ids[name] = aid
+                got[name] = {"visits": int(n), "last_visit": int(last) if last else None,
+                             "last_dm": int(dm) if dm else None, "man": man or None}
+            check("accounts from visits (PostgreSQL)", got, x["accounts"])
+            got = {}
+            for name, aid in ids.items():
+                h = self.env.redis_hash(f"ka:account:{aid}")
+                got[name] = {"last_visit": int(h["last_visit_ms"]) if h.get("last_visit_ms") else None,
+                             "last_dm": int(h.get("last_decision_maker_visit_ms") or 0) or None,
+                             "man": h.get("man_class") or None}
+            want = {k: {f: v[f] for f in ("last_visit", "last_dm", "man")}
+                    for k, v in x["accounts"].items()}
+            check("accounts (Redis ka:account:*)", got, want)
+        if diffs:
+            raise AssertionError(f"run {self.name} ({self.prefix}) differs from the oracle:\n"
+                                 + "\n".join(diffs))
+        return argparse.Namespace(events_compared=len(scenario.log), rows_compared=rows,
+                                  expected=x)
+
+    def read_topic(self, topic, timeout=60):
+        """Every message of `topic` from the start up to its current end."""
+        high = self.high_watermarks(topic)
+        c = Consumer({"bootstrap.servers": self.env.brokers, "group.id": f"rd-{self.short}",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        got, pos = [], {p: 0 for p in range(PARTITIONS)}
+        deadline = time.monotonic() + timeout
+        try:
+            while any(pos[p] < high[p] for p in pos):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{topic}: read {pos}, end {high} after {timeout}s")
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                pos[m.partition()] = m.offset() + 1
+                got.append(m)
+        finally:
+            c.close()
+        return got
+
+    def check_downstream(self, scenario):
+        """The published view, as Jepsen's Kafka checker reads it: every id
+        committed in the outbox (none for a rolled-back transaction), none of
+        the oracle's events lost, per-key order as committed, and a re-send
+        only with the same id and the same bytes."""
+        pb = proto(self.env.proto_dir)
+        x = oracle.expected(scenario.log, self.org)
+        problems = []
+        stats = {"messages": 0, "distinct": 0, "resent": 0}
+        for which in ("alert", "deadletter"):
+            topic = self.topics[which]
+            committed = {r[0]: int(r[1]) for r in self.env.sql(
+                "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=topic)}
+            msgs = self.read_topic(topic)
+            seen, order = {}, {}
+            for m in msgs:
+                h = {k: v.decode(errors="replace") for k, v in (m.headers() or [])}
+                if which == "alert":
+                    ident = h.get("ce_id")
+                else:  # dead letters are raw bytes: their id is the source position
+                    ident = (f"dlq:{self.groups['opportunity']}:{h.get('ka_src_topic')}:"
+                             f"{h.get('ka_src_partition')}:{h.get('ka_src_offset')}")
+                if not ident or ident not in committed:
+                    problems.append(f"{which}: {ident!r} is not a committed outbox row")
+                    continue
+                if ident in seen:
+                    stats["resent"] += 1
+                    if seen[ident] != (m.key(), m.value()):
+                        problems.append(f"{which}: {ident} re-sent with other bytes")
+                    continue
+                seen[ident] = (m.key(), m.value())
+                order.setdefault((m.partition(), m.key()), []).append(ident)
+            stats["messages"] += len(msgs)
+            stats["distinct"] += len(seen)
+            lost = sorted(set(committed) - set(seen))
+            if lost:
+                problems.append(f"{which}: {len(lost)} committed rows never published: {lost[:5]}")
+            for key, ids in order.items():
+                if ids != sorted(ids, key=lambda i: committed[i]):
+                    problems.append(f"{which}: key {key[1]!r} out of commit order: {ids}")
+            if which == "deadletter":
+                got = []
+                for key_value in seen.values():
+                    e = pb.opp.OpportunityEvent()
+                    e.ParseFromString(key_value[1])
+                    got.append(e.header.event_id)
+                if sorted(got) != x["dead_letters"]:
+                    problems.append(f"dead letters: published {sorted(got)}, "
+                                    f"expected {x['dead_letters']}")
+            else:
+                got = []
+                for _, value in seen.values():
+                    a = pb.alert.AlertEvent()
+                    a.ParseFromString(value)
+                    kind = pb.alert.AlertType.Name(a.type).removeprefix("ALERT_TYPE_").lower()
+                    if kind in oracle.MODELLED_ALERT_TYPES and a.subject_id.startswith(self.prefix):
+                        status = pb.alert.AlertStatus.Name(a.status).removeprefix(
+                            "ALERT_STATUS_").lower()
+                        got.append((kind, a.subject_id, status, a.starts_at_ms))
+                want = [(a["type"], a["subject_id"], a["status"], a["starts_at_ms"])
+                        for a in x["alerts"]]
+                if sorted(got) != sorted(want):
+                    problems.append(f"alerts: published {len(got)} {sorted(got)[:6]}..., "
+                                    f"expected {len(want)} {sorted(want)[:6]}...")
+        if problems:
+            raise AssertionError(f"downstream of run {self.name} ({self.prefix}):\n  "
+                                 + "\n  ".join(problems))
+        return argparse.Namespace(**stats)
+
+
+# -- the event stream ------------------------------------------------------------
+
+class Event:
+    __slots__ = ("kind", "key", "value", "fields")
+
+    def __init__(self, kind, key, value, fields):
+        self.kind, self.key, self.value, self.fields = kind, key, value, fields
+
+
+class Scenario:
+    """A deterministic stream of valid events (and the chosen faults in it:
+    duplicates, unauthorized owner changes, stale events, interleaving across
+    keys), encoded with the official protobuf runtime. `.events` is what to
+    produce; `.log` the same as plain dicts for the oracle."""
+
+    def __init__(self, run, seed, n_events, kinds=KINDS, duplicates=0.0, reorder=False,
+                 stale=0.0, unauthorized=0.03, n_opps=40, n_orders=30, n_accounts=12):
+        self.run, self.seed, self.kinds = run, seed, tuple(kinds)
+        self.pb = proto(run.env.proto_dir)
+        self.rnd = random.Random(seed)
+        self.visit_account_prefix = f"fault {run.prefix} visited "
+        self.events = []
+        self._seq = 0
+        self._t = run.base_ms
+        self._opps, self._orders, self._accts = {}, {}, {}
+        self._n = dict(opps=n_opps, orders=n_orders, accounts=n_accounts)
+        self._copyable = {}  # key -> events that may be duplicated
+        self.duplicates = self.stale_events = self.unauthorized_events = 0
+        for _ in range(n_events):
+            kind = self.rnd.choice(self.kinds)
+            ev = getattr(self, f"_{kind}")(stale, unauthorized)
+            self.events.append(ev)
+            if self.rnd.random() < duplicates and self._copyable.get(ev.key):
+                self.events.append(self.rnd.choice(self._copyable[ev.key]))
+                self.duplicates += 1
+        if reorder:
+            self.events = self._interleave(self.events)
+        self.log = [e.fields for e in self.events]
+
+    def _interleave(self, events):
+        """A random merge of the per-key sequences: order across keys changes,
+        each key's order (all Kafka promises) stays."""
+        queues = {}
+        for e in events:
+            queues.setdefault((e.kind, e.key), []).append(e)
+        keys = [k for k in queues]
+        weights = [len(queues[k]) for k in keys]
+        out, heads = [], {k: 0 for k in keys}
+        while len(out) < len(events):
+            k = self.rnd.choices(keys, weights)[0]
+            if heads[k] < len(queues[k]):
+                out.append(queues[k][heads[k]])
+                heads[k] += 1
+                weights[keys.index(k)] -= 1
+        return out
+
+    def _next(self):
+        self._seq += 1
+        self._t += 1000 + self.rnd.randrange(1000)
+        return f"{self.run.prefix}-e{self._seq}", self._t
+
+    def _header(self, msg, event_id, t):
+        msg.header.event_id = event_id
+        msg.header.occurred_at_ms = t
+        msg.header.producer = "fault-suite"
+
+    def _keep(self, ev):
+        self._copyable.setdefault(ev.key, []).append(ev)
+        return ev
+
+    # opportunities
+    def _opportunity(self, stale, unauthorized):
+        pb, r = self.pb.opp, self.rnd
+        eid, t = self._next()
+        e = pb.OpportunityEvent()
+        self._header(e, eid, t)
+        f = {"kind": "opportunity", "event_id": eid, "t": t}
+        live = list(self._opps.values())
+        if not live or (len(live) < self._n["opps"] and r.random() < 0.2):
+            oid = f"{self.run.prefix}-o{len(self._opps)}"
+            o = self._opps[oid] = {"id": oid, "owner": r.choice(self.run.reps),
+                                   "stage": r.choice(("01", "02", "03")),
+                                   "amount": r.randrange(1, 10000) * 100, "open": True, "t": t}
+            e.opportunity_id, e.actor_id = oid, o["owner"]
+            c = e.created
+            c.account.name = f"fault {self.run.prefix} buyer {r.randrange(8)}"
+            c.owner_rep_id, c.stage_code, c.amount_minor = o["owner"], o["stage"], o["amount"]
+            c.expected_close_date = (datetime.datetime.fromtimestamp(t / 1000, datetime.timezone.utc)
+                                     + datetime.timedelta(days=60)).strftime("%Y-%m-%d")
+            c.name = f"deal {oid}"
+            f.update(opportunity_id=oid, type="created", owner=o["owner"], stage=o["stage"],
+                     amount=o["amount"])
+            return self._keep(Event("opportunity", oid, e.SerializeToString(), f))
+        o = r.choice(live)
+        e.opportunity_id, e.actor_id = o["id"], o["owner"]
+        f["opportunity_id"] = o["id"]
+        if r.random() < stale:
+            # Older than what was applied: recorded, changes nothing.
+            f["t"] = t = o["t"] - 1 - r.randrange(3600 * 1000)
+            e.header.occurred_at_ms = t
+            e.updated.amount_minor = 777
+            f.update(type="updated", amount=777)
+            self.stale_events += 1
+            return self._keep(Event("opportunity", o["id"], e.SerializeToString(), f))
+        x = r.random()
+        if x < unauthorized:
+            # Not a superior of the owner: dead-lettered, alert fires once.
+            actor = r.choice((self.run.outsider, self._other_team_manager(o["owner"])))
+            e.actor_id = actor
+            e.owner_changed.new_owner_rep_id = r.choice(self.run.reps)
+            f.update(type="owner_changed", actor=actor,
+                     new_owner=e.owner_changed.new_owner_rep_id)
+            self.unauthorized_events += 1
+            return Event("opportunity", o["id"], e.SerializeToString(), f)
+        o["t"] = t  # the last applied event's time: rejected ones do not count
+        if x < 0.15:
+            actor = r.choice((self.run.region_manager, self._team_manager(o["owner"])))
+            new = r.choice(self.run.reps)
+            e.actor_id = actor
+            e.owner_changed.new_owner_rep_id = new
+            o["owner"] = new
+            f.update(type="owner_changed", actor=actor, new_owner=new)
+        elif not o["open"]:
+            stage = r.choice(("02", "03", "04"))
+            e.reopened.stage_code = stage
+            o["open"] = True
+            f.update(type="reopened", stage=stage)
+        elif x < 0.40:
+            amount = r.randrange(1, 10000) * 100
+            e.updated.amount_minor = amount
+            f.update(type="updated", amount=amount)
+        elif x < 0.85:
+            stage = r.choice(oracle.OPEN_STAGES)
+            e.stage_changed.to_stage_code = stage
+            f.update(type="stage_changed", stage=stage)
+        elif x < 0.93:
+            e.won.SetInParent()
+            o["open"] = False
+            f.update(type="won")
+        else:
+            e.lost.reason = pb.LOST_REASON_PRICE
+            o["open"] = False
+            f.update(type="lost")
+        return self._keep(Event("opportunity", o["id"], e.SerializeToString(), f))
+
+    def _team_of(self, rep):
+        return self.run.org.parent[rep]
+
+    def _team_manager(self, rep):
+        return self.run.org.manager[self._team_of(rep)]
+
+    def _other_team_manager(self, rep):
+        mine = self._team_manager(rep)
+        return next(m for m in self.run.team_managers if m != mine)
+
+    # orders
+    def _order(self, stale, unauthorized):
+        pb, r = self.pb.order, self.rnd
+        eid, t = self._next()
+        e = pb.OrderEvent()
+        self._header(e, eid, t)
+        e.channel = pb.CHANNEL_DIRECT
+        open_orders = [o for o in self._orders.values() if o["status"] == "booked"]
+        if not open_orders or (len(self._orders) < self._n["orders"] and r.random() < 0.4):
+            oid = f"{self.run.prefix}-s{len(self._orders)}"
+            o = self._orders[oid] = {"id": oid, "rep": r.choice(self.run.reps), "booked_at": t,
+                                     "account": f"fault {self.run.prefix} customer {r.randrange(6)}",
+                                     "status": "booked", "t": t}
+            status, lines = "booked", self._lines()
+        else:
+            o = r.choice(open_orders)
+            if r.random() < stale:
+                t = o["t"] - 1 - r.randrange(3600 * 1000)
+                e.header.occurred_at_ms = t
+                status, lines = "cancelled", []
+                self.stale_events += 1
+            else:
+                o["t"] = t
+                x = r.random()
+                status = "booked" if x < 0.7 else "cancelled" if x < 0.85 else "returned"
+                lines = self._lines() if status == "booked" else []
+                o["status"] = status
+        e.order_id, e.rep_id, e.account.name, e.booked_at_ms = o["id"], o["rep"], o["account"], \
+            o["booked_at"]
+        e.status = {"booked": pb.ORDER_STATUS_BOOKED, "cancelled": pb.ORDER_STATUS_CANCELLED,
+                    "returned": pb.ORDER_STATUS_RETURNED}[status]
+        for sku, qty, price in lines:
+            li = e.lines.add()
+            li.sku, li.quantity_milli, li.unit_price_minor = sku, qty * 1000, price
+        f = {"kind": "order", "event_id": eid, "order_id": o["id"], "account": o["account"],
+             "rep": o["rep"], "status": status, "t": t, "booked_at": o["booked_at"],
+             "lines": lines}
+        return self._keep(Event("order", o["id"], e.SerializeToString(), f))
+
+    def _lines(self):
+        r = self.rnd
+        return [(f"sku-{r.randrange(5)}", r.randrange(1, 20), r.randrange(1, 500) * 100)
+                for _ in range(r.randrange(1, 4))]
+
+    # visits
+    def _visit(self, stale, unauthorized):
+        pb, r = self.pb.visit, self.rnd
+        eid, t = self._next()
+        e = pb.VisitEvent()
+        self._header(e, eid, t)
+        name = f"{self.visit_account_prefix}{r.randrange(self._n['accounts'])}"
+        a = self._accts.setdefault(name, {"rep": r.choice(self.run.reps), "last": 0})
+        visited = t
+        if a["last"] and r.random() < stale:
+            visited = a["last"] - 1 - r.randrange(86400 * 1000)  # entered late
+            self.stale_events += 1
+        a["last"] = max(a["last"], visited)
+        e.account.name, e.rep_id, e.visited_at_ms = name, a["rep"], visited
+        e.objective = pb.VISIT_OBJECTIVE_SELL
+        dm = r.random() < 0.3
+        c = e.contacts.add()
+        c.name = "contact " + str(r.randrange(4))
+        c.role = pb.BUYING_ROLE_DECISION_MAKER if dm else pb.BUYING_ROLE_INFLUENCER
+        c.function = pb.BUYING_FUNCTION_ECONOMIC
+        man = None
+        if r.random() < 0.5:
+            m, au, n = (r.random() < 0.5 for _ in range(3))
+            e.man.money, e.man.authority, e.man.need = m, au, n
+            man = ("M" if m else "m") + ("A" if au else "a") + ("N" if n else "n")
+        e.follow_up.action = pb.FOLLOW_UP_ACTION_CONTINUE
+        e.follow_up.interval = pb.REVISIT_INTERVAL_20_DAYS
+        f = {"kind": "visit", "event_id": eid, "account": name, "visited_at": visited, "dm": dm,
+             "man": man}
+        return self._keep(Event("visit", name, e.SerializeToString(), f))
