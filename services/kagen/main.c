@@ -55,7 +55,8 @@
  * number modulo this (--accounts, 1500 by default), so most accounts carry
  * two or more deals. */
 static int opp_accounts = 1500;
-/* Percentage of owner changes made by the owner instead of a superior. */
+/* Percentage of stage changes after which the owner also tries to hand the
+ * deal over himself, which only a superior may do (an alert). */
 static int unauthorized_pct;
 
 typedef struct rep {
@@ -70,6 +71,7 @@ typedef struct plan_event {
     int64_t amount;
     int new_owner; /* rep index for owner changes */
     int seq;
+    int unauthorized; /* an owner change by the owner (--unauthorized-pct) */
     /* forecast events (planned from their own stream, after the rest) */
     int64_t close_ms;          /* updated: the new expected close date instead of an amount */
     int quarter, year, number; /* forecast_confirmed / _adjusted: the period */
@@ -316,10 +318,12 @@ static size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED:
         e.actor_id = owner->manager; /* only a superior may hand it over */
-        /* --unauthorized-pct: some owners hand deals over themselves (an
-         * alert); picked by the event's number, so the plan stays the same */
-        if ((uint32_t)p->seq * 2654435761u % 100u < (uint32_t)unauthorized_pct)
+        if (p->unauthorized) { /* the owner tries it himself: refused, nothing changes */
             e.actor_id = owner->id;
+            oc.new_owner_rep_id = g->reps[p->new_owner].id;
+            e.owner_changed = &oc;
+            break;
+        }
         oc.new_owner_rep_id = g->reps[p->new_owner].id;
         e.owner_changed = &oc;
         owner_now[p->opp] = p->new_owner;
@@ -1999,8 +2003,8 @@ static void usage(FILE *out)
             "stdout and a summary on stderr.\n\n"
             "For the benchmark (tests/bench): --accounts N spreads the deals over N accounts\n"
             "(default 1500), --rate N sends N events a second instead of as fast as Kafka\n"
-            "takes them, and --unauthorized-pct N has N%% of the owner changes made by the\n"
-            "owner instead of a superior (each raises an alert).\n",
+            "takes them, and --unauthorized-pct N has the owner, after N%% of the stage\n"
+            "changes, try to hand the deal over himself (refused, with an alert).\n",
             HISTORY_DAYS, RECENT_DAYS, ORDER_HISTORY_DAYS);
 }
 
@@ -2257,6 +2261,23 @@ int main(int argc, char **argv)
                     goto out;
                 }
                 sent++;
+                /* --unauthorized-pct: picked by the event's number, so the
+                 * plan stays the same; a number of its own as event id */
+                if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED &&
+                    (uint32_t)p->seq * 2654435761u % 100u < (uint32_t)unauthorized_pct) {
+                    plan_event_t u = *p;
+                    u.kind = KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED;
+                    u.unauthorized = 1;
+                    u.new_owner = (owner_now[p->opp] + 1) % g.nreps;
+                    u.seq = g.nevents + p->seq;
+                    free(buf);
+                    len = encode(&g, &u, owner_now, &buf);
+                    if (produce(kp, topic, key, buf, len)) {
+                        free(buf);
+                        goto out;
+                    }
+                    sent++;
+                }
             }
             free(buf);
         }

@@ -1,0 +1,162 @@
+/* The storage limit: how fast PostgreSQL takes upserts of rows shaped like
+ * the opportunity table (same columns, checks and indexes, in a scratch table
+ * of the same database), 1,000 rows per statement and transaction, half of
+ * them new and half updates; and the same upsert one row per transaction,
+ * what an event-at-a-time worker pays. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define BATCH 1000
+
+static const char create_sql[] =
+    "DROP TABLE IF EXISTS bench_opportunity; "
+    "CREATE TABLE bench_opportunity (LIKE opportunity INCLUDING DEFAULTS INCLUDING GENERATED "
+    "INCLUDING CONSTRAINTS INCLUDING INDEXES)";
+
+static const char upsert_sql[] =
+    "INSERT INTO bench_opportunity (id, account_id, owner_rep_id, business_unit_id, "
+    "definition_id, stage_code, amount_minor, win_probability_bp, expected_close_date, "
+    "sales_mode, stage_entered_at, version, last_event_at, last_event_id) "
+    "SELECT id, acct, owner, 'bu-industrial', 'default-8', stage, amount, prob, "
+    "DATE '2026-12-31', 'direct', to_timestamp(at / 1000.0), 1, to_timestamp(at / 1000.0), ev "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], "
+    "$7::bigint[], $8::text[]) AS r(id, acct, owner, stage, amount, prob, at, ev) "
+    "ON CONFLICT (id) DO UPDATE SET stage_code = excluded.stage_code, "
+    "amount_minor = excluded.amount_minor, win_probability_bp = excluded.win_probability_bp, "
+    "stage_entered_at = excluded.stage_entered_at, version = bench_opportunity.version + 1, "
+    "last_event_at = excluded.last_event_at, last_event_id = excluded.last_event_id, "
+    "updated_at = now()";
+
+typedef struct arrays {
+    char *v[8];
+    size_t len[8], cap[8];
+} arrays_t;
+
+/* Appends to an array literal "{a,b,...": the element, or the closing
+ * brace when s is NULL. Elements here need no quoting. */
+static void arr_add(arrays_t *a, int col, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (a->len[col] + n + 3 > a->cap[col]) {
+        a->cap[col] = (a->len[col] + n + 3) * 2;
+        a->v[col] = realloc(a->v[col], a->cap[col]);
+        if (!a->v[col])
+            abort();
+    }
+    char sep = a->len[col] == 0 ? '{' : ',';
+    if (!s) {
+        if (sep == '{')
+            a->v[col][a->len[col]++] = '{';
+        sep = '}';
+    }
+    a->v[col][a->len[col]++] = sep;
+    memcpy(a->v[col] + a->len[col], s ? s : "", n);
+    a->len[col] += n;
+    a->v[col][a->len[col]] = '\0';
+}
+
+/* Fills the arrays with rows [first, first + n) of the key space. */
+static void fill(arrays_t *a, int64_t first, int n, int64_t keys, int64_t seq)
+{
+    char buf[64];
+    for (int c = 0; c < 8; c++)
+        a->len[c] = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t k = (first + i) % keys;
+        snprintf(buf, sizeof buf, "bench-opp-%08lld", (long long)k);
+        arr_add(a, 0, buf);
+        snprintf(buf, sizeof buf, "acct-%06lld", (long long)(k % 100000));
+        arr_add(a, 1, buf);
+        snprintf(buf, sizeof buf, "rep-%04lld", (long long)(k % 2333));
+        arr_add(a, 2, buf);
+        snprintf(buf, sizeof buf, "%02d", 1 + (int)((k + seq) % 7));
+        arr_add(a, 3, buf);
+        snprintf(buf, sizeof buf, "%lld", (long long)(100000 + (k * 7919 + seq) % 50000000));
+        arr_add(a, 4, buf);
+        snprintf(buf, sizeof buf, "%d", (int)((k + seq) % 7) * 1500);
+        arr_add(a, 5, buf);
+        snprintf(buf, sizeof buf, "%lld", (long long)(1767225600000LL + (seq * BATCH + i) * 1000));
+        arr_add(a, 6, buf);
+        snprintf(buf, sizeof buf, "bench-ev-%lld-%d", (long long)seq, i);
+        arr_add(a, 7, buf);
+    }
+    for (int c = 0; c < 8; c++)
+        arr_add(a, c, NULL);
+}
+
+static int exec_ok(PGconn *pg, PGresult *res, const char *what)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "ka-bench pgload: %s: %s", what, PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Upserts `rows` rows, `per` per statement (autocommit: one transaction
+ * each), keys cycling over `keys`. Returns the seconds taken, -1 on error. */
+static double run(PGconn *pg, arrays_t *a, int64_t rows, int per, int64_t keys, int64_t seq0)
+{
+    int64_t t0 = bench_mono_ms();
+    for (int64_t done = 0, seq = seq0; done < rows; done += per, seq++) {
+        int n = rows - done < per ? (int)(rows - done) : per;
+        fill(a, done, n, keys, seq);
+        const char *const vals[8] = {a->v[0], a->v[1], a->v[2], a->v[3],
+                                     a->v[4], a->v[5], a->v[6], a->v[7]};
+        if (exec_ok(pg, PQexecPrepared(pg, "upsert", 8, vals, NULL, NULL, 0), "upsert"))
+            return -1;
+    }
+    double s = (double)(bench_mono_ms() - t0) / 1000.0;
+    return s > 0 ? s : 0.001;
+}
+
+int bench_pgload(int argc, char **argv)
+{
+    arrays_t a;
+    char *end;
+    long long rows = argc == 1 ? strtoll(argv[0], &end, 10) : 0;
+    int rc = 1;
+    if (argc != 1 || *end || rows < 2 * BATCH || rows % (2 * BATCH)) {
+        fprintf(stderr, "ka-bench pgload: expects ROWS, a multiple of %d\n", 2 * BATCH);
+        return 2;
+    }
+    memset(&a, 0, sizeof a);
+    PGconn *pg = PQconnectdb(bench_dsn());
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "ka-bench pgload: could not connect: %s", PQerrorMessage(pg));
+        goto out;
+    }
+    if (exec_ok(pg, PQexec(pg, create_sql), "create the scratch table") ||
+        exec_ok(pg, PQprepare(pg, "upsert", upsert_sql, 8, NULL), "prepare"))
+        goto out;
+    /* half the rows are new, the second half update them */
+    double batched = run(pg, &a, rows, BATCH, rows / 2, 0);
+    if (batched < 0)
+        goto out;
+    /* one row per transaction: a twentieth as many, on fresh keys then the same */
+    long long single_rows = rows / 20 < 1000 ? 1000 : rows / 20;
+    if (exec_ok(pg, PQexec(pg, "TRUNCATE bench_opportunity"), "truncate"))
+        goto out;
+    double single = run(pg, &a, single_rows, 1, single_rows / 2, 1000000);
+    if (single < 0)
+        goto out;
+    printf("{\"rows\":%lld,\"batch\":%d,\"seconds\":%.3f,\"rows_per_s\":%.1f,"
+           "\"single_rows\":%lld,\"single_seconds\":%.3f,\"single_rows_per_s\":%.1f}\n",
+           rows, BATCH, batched, (double)rows / batched, single_rows, single,
+           (double)single_rows / single);
+    rc = 0;
+out:
+    if (PQstatus(pg) == CONNECTION_OK)
+        PQclear(PQexec(pg, "DROP TABLE IF EXISTS bench_opportunity"));
+    PQfinish(pg);
+    for (int c = 0; c < 8; c++)
+        free(a.v[c]);
+    return rc;
+}
