@@ -179,17 +179,69 @@ char *it_header(const ka_msg_t *m, const char *name)
     return s;
 }
 
+const char *it_worker_role(const char *path)
+{
+    static const char *const workers[][2] = {
+        {"opportunity-worker", "ka_opportunity_worker"},
+        {"visit-worker", "ka_visit_worker"},
+        {"order-worker", "ka_order_worker"},
+        {"forecast-worker", "ka_forecast_worker"},
+    };
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < sizeof workers / sizeof workers[0]; i++)
+        if (strcmp(base, workers[i][0]) == 0)
+            return workers[i][1];
+    return NULL;
+}
+
+char *it_role_dsn(const char *dsn, const char *role)
+{
+    /* A keyword=value string: libpq takes the last of a repeated keyword. */
+    if (strncmp(dsn, "postgres", 8) == 0)
+        fail_msg("KA_PG_DSN must be keyword=value, not a URI, for the worker roles: %s", dsn);
+    size_t n = strlen(dsn) + strlen(role) + 8;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "%s user=%s", dsn, role);
+    return out;
+}
+
 pid_t it_spawn(const char *path, const char *const *settings)
 {
+    const char *role = it_worker_role(path);
+    char *dsn_setting = NULL;
+    int has_dsn = 0;
+    for (size_t i = 0; settings && settings[i]; i++)
+        if (strncmp(settings[i], "KA_PG_DSN=", 10) == 0)
+            has_dsn = 1;
+    /* Workers run as their own least-privilege roles (0012_worker_roles.sql),
+     * so a statement needing more than its grants fails the tests. */
+    if (role && !has_dsn) {
+        char err[KA_ERRSTR_SIZE];
+        ka_config_t *cfg = ka_config_load("it", NULL, err, sizeof err);
+        if (!cfg)
+            fail_msg("config: %s", err);
+        char *dsn = it_role_dsn(ka_config_str(cfg, "KA_PG_DSN"), role);
+        size_t n = strlen(dsn) + 16;
+        dsn_setting = malloc(n);
+        assert_non_null(dsn_setting);
+        snprintf(dsn_setting, n, "KA_PG_DSN=%s", dsn);
+        free(dsn);
+        ka_config_free(cfg);
+    }
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        if (dsn_setting)
+            putenv(dsn_setting);
         for (size_t i = 0; settings && settings[i]; i++)
             putenv((char *)settings[i]);
         execl(path, path, (char *)NULL);
         _exit(127);
     }
+    free(dsn_setting);
     return pid;
 }
 

@@ -67,8 +67,16 @@ void it_close(ka_config_t *cfg, ka_pg_t *pg, ka_producer_t *kp);
  * them: the teardown of a test that an assertion ended. */
 void it_kill_all(pid_t *pids, size_t n);
 
+/* The PostgreSQL role of a worker binary (by its file name), or NULL for
+ * other programs. */
+const char *it_worker_role(const char *path);
+
+/* `dsn` connecting as `role` instead (malloc'd). */
+char *it_role_dsn(const char *dsn, const char *role);
+
 /* Starts a worker binary with extra "KEY=VALUE" settings (NULL-terminated)
- * on top of this process's environment. */
+ * on top of this process's environment. A worker connects to PostgreSQL as
+ * its own role (it_worker_role) unless the settings name a KA_PG_DSN. */
 pid_t it_spawn(const char *path, const char *const *settings);
 
 /* Sends sig and reaps the worker; after SIGTERM it must have exited 0 (a
