@@ -182,6 +182,17 @@ class Worker:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def wait_metric(self, name, at_least, timeout=60):
+        """Until the counter reaches at_least (this process's own count);
+        False when it does not within timeout or the worker died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            v = self.metric(name)
+            if v is not None and v >= at_least:
+                return True
+            time.sleep(0.05)
+        return False
+
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
