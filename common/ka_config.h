@@ -10,7 +10,9 @@
  * table). Values come from, in increasing precedence: the defaults, the
  * process environment, and a KEY=VALUE file named by KA_CONFIG_FILE (or
  * passed explicitly), so an operator can pin a deployment's values in one
- * reviewed file. Every value is validated at load time. */
+ * reviewed file. Every value is validated at load time. Passwords may also
+ * come from a file named by <KEY>_FILE (a mounted secret) and are never
+ * shown by the summary or in error messages. */
 typedef struct ka_config ka_config_t;
 
 /* Loads the configuration of `service` (used for the defaults of the
@@ -41,6 +43,24 @@ const char *ka_config_service(const ka_config_t *cfg);
  * loaded one. Returns KA_ERR_CONFIG and fills errstr when invalid. */
 ka_err_t ka_config_set(ka_config_t *cfg, const char *key, const char *value, char *errstr,
                        size_t errlen);
+
+/* The librdkafka properties given as KA_KAFKA_PROPERTY_<NAME> (passed to
+ * every Kafka client as they are), one per i from 0: returns 0 past the last. */
+int ka_config_kafka_property(const ka_config_t *cfg, size_t i, const char **name,
+                             const char **value);
+
+/* Non-zero when a librdkafka property's value must not be shown (its name
+ * says password, secret, key, token or jaas). */
+int ka_config_is_secret_property(const char *name);
+
+/* The settings that differ from their defaults, as one line of KEY="VALUE"
+ * for the start-up log: passwords show as ***, and so does the password of a
+ * connection string. Free the result. */
+char *ka_config_summary(const ka_config_t *cfg);
+
+/* A copy of a libpq connection string (keyword=value or URI) with its
+ * password replaced by ***. Free the result. */
+char *ka_config_redact_dsn(const char *dsn);
 
 /* Writes the table of keys, defaults and descriptions as markdown. */
 void ka_config_describe(FILE *out);

@@ -37,18 +37,67 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 {
     char err[512];
     if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errlen, "kafka setting %s=%s: %s", name, value, err);
+        /* The value may be a password: named, never shown. */
+        if (ka_config_is_secret_property(name))
+            snprintf(errstr, errlen, "kafka setting %s: %s", name, err);
+        else
+            snprintf(errstr, errlen, "kafka setting %s=%s: %s", name, value, err);
         return -1;
     }
     return 0;
 }
 
-static rd_kafka_conf_t *base_conf(const char *brokers, char *errstr, size_t errlen)
+static rd_kafka_conf_t *broker_conf(const char *brokers, char *errstr, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, log_cb);
     if (conf_set(conf, "bootstrap.servers", brokers, errstr, errlen) ||
         conf_set(conf, "client.id", "ka", errstr, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/* A typed security key applied when set (empty: librdkafka's default). */
+static int conf_opt(rd_kafka_conf_t *conf, const ka_config_t *cfg, const char *key,
+                    const char *name, char *errstr, size_t errlen)
+{
+    const char *v = ka_config_str(cfg, key);
+    return v[0] ? conf_set(conf, name, v, errstr, errlen) : 0;
+}
+
+/* Every client of the service: the brokers, the security settings (SASL,
+ * TLS; docs/security.md), then the KA_KAFKA_PROPERTY_* passthrough. */
+static rd_kafka_conf_t *base_conf(const ka_config_t *cfg, char *errstr, size_t errlen)
+{
+    rd_kafka_conf_t *conf = broker_conf(ka_config_str(cfg, "KA_KAFKA_BROKERS"), errstr, errlen);
+    if (!conf)
+        return NULL;
+    const char *proto = ka_config_str(cfg, "KA_KAFKA_SECURITY_PROTOCOL");
+    int sasl = strncmp(proto, "sasl_", 5) == 0;
+    int ssl = strstr(proto, "ssl") != NULL;
+    const char *name, *value;
+    int bad = conf_set(conf, "security.protocol", proto, errstr, errlen);
+    if (!bad && sasl)
+        bad = conf_set(conf, "sasl.mechanism", ka_config_str(cfg, "KA_KAFKA_SASL_MECHANISM"),
+                       errstr, errlen) ||
+              conf_opt(conf, cfg, "KA_KAFKA_SASL_USERNAME", "sasl.username", errstr, errlen) ||
+              conf_opt(conf, cfg, "KA_KAFKA_SASL_PASSWORD", "sasl.password", errstr, errlen);
+    if (!bad && ssl)
+        bad = conf_opt(conf, cfg, "KA_KAFKA_SSL_CA_LOCATION", "ssl.ca.location", errstr,
+                       errlen) ||
+              conf_opt(conf, cfg, "KA_KAFKA_SSL_CERTIFICATE_LOCATION", "ssl.certificate.location",
+                       errstr, errlen) ||
+              conf_opt(conf, cfg, "KA_KAFKA_SSL_KEY_LOCATION", "ssl.key.location", errstr,
+                       errlen) ||
+              conf_opt(conf, cfg, "KA_KAFKA_SSL_KEY_PASSWORD", "ssl.key.password", errstr,
+                       errlen) ||
+              conf_set(conf, "ssl.endpoint.identification.algorithm",
+                       ka_config_str(cfg, "KA_KAFKA_SSL_ENDPOINT_IDENTIFICATION"), errstr, errlen);
+    for (size_t i = 0; !bad && ka_config_kafka_property(cfg, i, &name, &value); i++)
+        bad = conf_set(conf, name, value, errstr, errlen);
+    if (bad) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -138,7 +187,7 @@ ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics
                                const ka_consumer_hooks_t *hooks, char *errstr, size_t errlen)
 {
     ka_consumer_t *kc = ka_calloc(1, sizeof *kc);
-    rd_kafka_conf_t *conf = base_conf(ka_config_str(cfg, "KA_KAFKA_BROKERS"), errstr, errlen);
+    rd_kafka_conf_t *conf = base_conf(cfg, errstr, errlen);
     rd_kafka_topic_partition_list_t *subs = NULL;
     char err[512];
 
@@ -206,6 +255,14 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
             rd_kafka_fatal_error(kc->rk, fatal, sizeof fatal);
             snprintf(errstr, errlen, "fatal Kafka consumer error: %s", fatal);
+            rc = KA_ERR;
+        } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+            /* Wrong credentials or certificates do not heal by retrying:
+             * stop with the reason instead of waiting forever. */
+            snprintf(errstr, errlen, "Kafka %s failed (check the KA_KAFKA_SASL_* / "
+                     "KA_KAFKA_SSL_* settings): %s",
+                     err == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication",
+                     rd_kafka_message_errstr(rkm));
             rc = KA_ERR;
         } else if (err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
             /* A stored offset the log no longer has: skipping would lose
@@ -347,15 +404,17 @@ ka_producer_t *ka_producer_new(const ka_config_t *cfg, ka_delivery_fn on_deliver
                                char *errstr, size_t errlen)
 {
     char err[512];
-    rd_kafka_conf_t *conf = base_conf(ka_config_str(cfg, "KA_KAFKA_BROKERS"), errstr, errlen);
+    char timeout[24];
+    rd_kafka_conf_t *conf = base_conf(cfg, errstr, errlen);
     if (!conf)
         return NULL;
+    snprintf(timeout, sizeof timeout, "%lld", ka_config_int(cfg, "KA_KAFKA_MESSAGE_TIMEOUT_MS"));
     if (conf_set(conf, "enable.idempotence", "true", errstr, errlen) ||
         conf_set(conf, "acks", "all", errstr, errlen) ||
         conf_set(conf, "linger.ms", "2", errstr, errlen) ||
         /* Kafka 4 brokers refuse this client's gzip/snappy/lz4 batches. */
         conf_set(conf, "compression.codec", "none", errstr, errlen) ||
-        conf_set(conf, "message.timeout.ms", "30000", errstr, errlen)) {
+        conf_set(conf, "message.timeout.ms", timeout, errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -433,7 +492,7 @@ ka_err_t ka_kafka_create_topic(const char *brokers, const char *topic, int parti
     rd_kafka_AdminOptions_t *opts = NULL;
     rd_kafka_NewTopic_t *nt = NULL;
     rd_kafka_event_t *ev = NULL;
-    rd_kafka_conf_t *conf = base_conf(brokers, errstr, errlen);
+    rd_kafka_conf_t *conf = broker_conf(brokers, errstr, errlen);
 
     if (!conf)
         return KA_ERR;

@@ -13,6 +13,8 @@ struct ka_redis {
     char *host;
     int port;
     int timeout_ms;
+    char *user;     /* NULL: the default user */
+    char *password; /* NULL: no AUTH */
     int queued;
 };
 
@@ -38,35 +40,76 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static redisContext *open_ctx(const char *host, int port, int timeout_ms, char *errstr,
-                              size_t errlen)
+/* AUTH right after connecting: a new connection (first or re-opened) is
+ * unauthenticated. The password goes as an argument, never into a message. */
+static int authenticate(redisContext *ctx, const char *user, const char *password, char *errstr,
+                        size_t errlen)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
+    const char *argv[3] = {"AUTH", user ? user : password, password};
+    int argc = user ? 3 : 2;
+    redisReply *reply = redisCommandArgv(ctx, argc, argv, NULL);
+    if (!reply) {
+        snprintf(errstr, errlen, "Redis AUTH failed: %s", ctx->errstr);
+        return -1;
+    }
+    int ok = reply->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        snprintf(errstr, errlen, "Redis refused AUTH%s%s (check KA_REDIS_USERNAME / "
+                 "KA_REDIS_PASSWORD): %s", user ? " of user " : "", user ? user : "", reply->str);
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+static redisContext *open_ctx(const ka_redis_t *rds, char *errstr, size_t errlen)
+{
+    struct timeval tv = {rds->timeout_ms / 1000, (rds->timeout_ms % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(rds->host, rds->port, tv);
     if (!ctx || ctx->err) {
-        snprintf(errstr, errlen, "could not connect to Redis at %s:%d: %s", host, port,
+        snprintf(errstr, errlen, "could not connect to Redis at %s:%d: %s", rds->host, rds->port,
                  ctx ? ctx->errstr : "out of memory");
         if (ctx)
             redisFree(ctx);
         return NULL;
     }
     redisSetTimeout(ctx, tv);
+    if (rds->password && authenticate(ctx, rds->user, rds->password, errstr, errlen) != 0) {
+        redisFree(ctx);
+        return NULL;
+    }
     return ctx;
+}
+
+ka_redis_t *ka_redis_connect_auth(const char *host, int port, int timeout_ms, const char *user,
+                                  const char *password, char *errstr, size_t errlen)
+{
+    pthread_once(&rtt_once, rtt_init);
+    ka_redis_t *rds = ka_calloc(1, sizeof *rds);
+    rds->host = ka_strdup(host);
+    rds->port = port;
+    rds->timeout_ms = timeout_ms;
+    rds->user = user && *user ? ka_strdup(user) : NULL;
+    rds->password = password && *password ? ka_strdup(password) : NULL;
+    rds->ctx = open_ctx(rds, errstr, errlen);
+    if (!rds->ctx) {
+        ka_redis_free(rds);
+        return NULL;
+    }
+    return rds;
 }
 
 ka_redis_t *ka_redis_connect(const char *host, int port, int timeout_ms, char *errstr,
                              size_t errlen)
 {
-    pthread_once(&rtt_once, rtt_init);
-    redisContext *ctx = open_ctx(host, port, timeout_ms, errstr, errlen);
-    if (!ctx)
-        return NULL;
-    ka_redis_t *rds = ka_calloc(1, sizeof *rds);
-    rds->ctx = ctx;
-    rds->host = ka_strdup(host);
-    rds->port = port;
-    rds->timeout_ms = timeout_ms;
-    return rds;
+    return ka_redis_connect_auth(host, port, timeout_ms, NULL, NULL, errstr, errlen);
+}
+
+ka_redis_t *ka_redis_connect_config(const ka_config_t *cfg, int timeout_ms, char *errstr,
+                                    size_t errlen)
+{
+    return ka_redis_connect_auth(ka_config_str(cfg, "KA_REDIS_HOST"),
+                                 (int)ka_config_int(cfg, "KA_REDIS_PORT"), timeout_ms,
+                                 ka_config_str(cfg, "KA_REDIS_USERNAME"),
+                                 ka_config_str(cfg, "KA_REDIS_PASSWORD"), errstr, errlen);
 }
 
 void ka_redis_free(ka_redis_t *rds)
@@ -76,6 +119,10 @@ void ka_redis_free(ka_redis_t *rds)
     if (rds->ctx)
         redisFree(rds->ctx);
     free(rds->host);
+    free(rds->user);
+    if (rds->password)
+        memset(rds->password, 0, strlen(rds->password));
+    free(rds->password);
     free(rds);
 }
 
@@ -87,7 +134,7 @@ static int ensure(ka_redis_t *rds, char *errstr, size_t errlen)
     if (rds->ctx)
         redisFree(rds->ctx);
     rds->queued = 0;
-    rds->ctx = open_ctx(rds->host, rds->port, rds->timeout_ms, errstr, errlen);
+    rds->ctx = open_ctx(rds, errstr, errlen);
     return rds->ctx ? 0 : -1;
 }
 

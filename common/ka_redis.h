@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "ka_config.h"
 #include "ka_err.h"
 
 /* Redis access (the real-time cache). Only ka_redis.c includes hiredis. A
@@ -11,9 +12,19 @@
  * connection is re-opened by the next call. */
 typedef struct ka_redis ka_redis_t;
 
-/* Connects; returns NULL and fills errstr on failure. */
+/* Connects without authenticating; returns NULL and fills errstr on failure. */
 ka_redis_t *ka_redis_connect(const char *host, int port, int timeout_ms, char *errstr,
                              size_t errlen);
+
+/* Connects and, when `password` is non-empty, sends AUTH (with `user` when
+ * non-empty: an ACL user) on this and every re-opened connection. A refused
+ * AUTH fails the connect with a message that never contains the password. */
+ka_redis_t *ka_redis_connect_auth(const char *host, int port, int timeout_ms, const char *user,
+                                  const char *password, char *errstr, size_t errlen);
+
+/* ka_redis_connect_auth with KA_REDIS_HOST, _PORT, _USERNAME, _PASSWORD. */
+ka_redis_t *ka_redis_connect_config(const ka_config_t *cfg, int timeout_ms, char *errstr,
+                                    size_t errlen);
 
 /* No operation is performed if rds is NULL. */
 void ka_redis_free(ka_redis_t *rds);

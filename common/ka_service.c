@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ka_log.h"
@@ -31,6 +32,9 @@ int ka_service_main(const ka_service_t *svc, int argc, char **argv)
         return 1;
     }
     ka_log_init(svc->name, ka_config_str(cfg, "KA_LOG_LEVEL"));
+    char *settings = ka_config_summary(cfg); /* passwords show as *** */
+    ka_log(KA_LOG_INFO, "configuration", "{s:s}", "settings", settings);
+    free(settings);
     ka_signal_install();
     ka_handler_t h;
     void *ctx = svc->init(cfg, &h);

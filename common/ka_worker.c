@@ -685,10 +685,8 @@ static void rebuild_cache(ka_worker_t *w)
     if (!w->h->rebuild_cache)
         return;
     if (!w->rds) {
-        w->rds = ka_redis_connect(ka_config_str(w->cfg, "KA_REDIS_HOST"),
-                                  (int)ka_config_int(w->cfg, "KA_REDIS_PORT"),
-                                  (int)ka_config_int(w->cfg, "KA_REDIS_TIMEOUT_MS"), err,
-                                  sizeof err);
+        w->rds = ka_redis_connect_config(w->cfg, (int)ka_config_int(w->cfg, "KA_REDIS_TIMEOUT_MS"),
+                                         err, sizeof err);
         if (!w->rds) {
             w->cache_stale = 1;
             ka_metrics_inc(w->m.rebuilds_failed);
@@ -1292,9 +1290,8 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
         goto fail;
     if (handler->prepare && handler->prepare(handler->ud, w->pg, errstr, errlen) != KA_OK)
         goto fail;
-    w->rds = ka_redis_connect(ka_config_str(cfg, "KA_REDIS_HOST"),
-                              (int)ka_config_int(cfg, "KA_REDIS_PORT"),
-                              (int)ka_config_int(cfg, "KA_REDIS_TIMEOUT_MS"), err, sizeof err);
+    w->rds = ka_redis_connect_config(cfg, (int)ka_config_int(cfg, "KA_REDIS_TIMEOUT_MS"), err,
+                                     sizeof err);
     if (!w->rds) {
         /* The cache is not the store of record: run without it, rebuild later. */
         ka_log(KA_LOG_WARN, "Redis unavailable, continuing without cache", "{s:s}", "error", err);

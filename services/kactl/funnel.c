@@ -235,9 +235,7 @@ int kactl_funnel(const ka_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
     }
-    ka_redis_t *rds = ka_redis_connect(ka_config_str(cfg, "KA_REDIS_HOST"),
-                                       (int)ka_config_int(cfg, "KA_REDIS_PORT"), 1000, err,
-                                       sizeof err);
+    ka_redis_t *rds = ka_redis_connect_config(cfg, 1000, err, sizeof err);
     defs_t defs = {.n = 0};
     if (def) {
         snprintf(defs.ids[0], sizeof defs.ids[0], "%s", def);

@@ -84,9 +84,8 @@ int kactl_rebuild_cache(const ka_config_t *cfg, int argc, char **argv)
             goto out;
         }
     }
-    rds = ka_redis_connect(ka_config_str(cfg, "KA_REDIS_HOST"),
-                           (int)ka_config_int(cfg, "KA_REDIS_PORT"),
-                           (int)ka_config_int(cfg, "KA_REDIS_TIMEOUT_MS"), err, sizeof err);
+    rds = ka_redis_connect_config(cfg, (int)ka_config_int(cfg, "KA_REDIS_TIMEOUT_MS"), err,
+                                  sizeof err);
     if (!rds) {
         fprintf(stderr, "kactl rebuild-cache: %s\n", err);
         goto out;
