@@ -1,0 +1,113 @@
+"""A zombie: instance A of each worker kind is paused (SIGSTOP) holding a
+batch it has polled but not committed, for longer than its session timeout
+(10 s, ka_kafka.c), while instance B of the same group takes its partitions
+and commits further events. Then A resumes (SIGCONT): none of A's writes may
+land. Whichever way A learns it is fenced (the rebalance callback reporting
+the assignment lost, which drops its batch, or the stored-offset
+compare-and-set failing in its transaction) is read from its log and its
+ka_fenced_batches_total, and the state must equal the oracle's.
+
+Then the compare-and-set fence on its own, deterministically: the stored
+offsets of a running worker are moved under it (kactl replay, as
+docs/operations.md describes), so its next batch must fail the
+compare-and-set (ka_fenced_batches_total rises), roll back, reload and replay
+without changing anything twice."""
+import subprocess
+import sys
+import time
+
+from faultlib import KINDS, Env, Run, Scenario, report
+
+SESSION_TIMEOUT_S = 10  # session.timeout.ms in common/ka_kafka.c
+
+
+def main():
+    args = Env.parser(__doc__).parse_args()
+    env = Env.from_environ(args)
+    if not env.kactl:
+        raise SystemExit("--kactl is required")
+    seed = args.seed if args.seed is not None else int(time.time())
+    print(f"seed {seed}", flush=True)
+    faults = 0
+    with Run(env, "zombie") as run:
+        sc = Scenario(run, seed, n_events=1500, duplicates=0.05, stale=0.03)
+        ev = sc.events
+        cut1, cut2, cut3 = len(ev) // 4, len(ev) // 2, 3 * len(ev) // 4
+        # A collects a batch for three seconds, so a pause lands while it
+        # holds events it has not committed.
+        zombies = {k: run.worker(k, 0, {"KA_BATCH_MAX_EVENTS": "100000", "KA_BATCH_MAX_MS": "3000"})
+                   .start() for k in KINDS}
+        run.produce(ev[:cut1])
+        run.wait_caught_up(KINDS)
+        run.produce(ev[cut1:cut1 + 150])
+        time.sleep(1.0)
+        for z in zombies.values():
+            z.pause()
+        faults += len(zombies)
+        paused_at = time.monotonic()
+        takers = {k: run.worker(k, 1, {"KA_BATCH_MAX_EVENTS": "50"}).start() for k in KINDS}
+        run.produce(ev[cut1 + 150:cut2])
+        # B can only take over once A's session has expired.
+        run.wait_caught_up(KINDS, timeout=90)
+        assert time.monotonic() - paused_at >= SESSION_TIMEOUT_S - 1, "B committed before A expired?"
+        for z in zombies.values():
+            assert z.alive(), f"zombie {z.kind} died: {z.log_path}"
+            z.resume()
+        run.produce(ev[cut2:cut3])
+        run.wait_caught_up(KINDS, timeout=90)
+        time.sleep(2)  # the zombies' own rounds after waking, caught up or not
+        state = run.compare(sc_prefix(sc, cut3))
+        evidence = {}
+        for k, z in zombies.items():
+            assert z.alive(), f"zombie {k} died after SIGCONT: {z.log_path}"
+            log = z.log()
+            evidence[k] = {"fenced_batches": z.metric("ka_fenced_batches_total"),
+                           "lost_partitions": log.count("partition lost"),
+                           "dropped_by_revoke": log.count("partition revoked")}
+            assert evidence[k]["fenced_batches"] or evidence[k]["lost_partitions"] or \
+                evidence[k]["dropped_by_revoke"], \
+                f"zombie {k} shows no fence, no lost and no revoked partition: {z.log_path}"
+        print(f"zombie evidence {evidence}", flush=True)
+
+        # The compare-and-set fence, deterministically: move the stored
+        # offsets of the running opportunity group back to 0 under it.
+        for w in list(takers.values()):
+            if w.kind != "opportunity":
+                w.stop()
+        for k in ("visit", "order"):
+            zombies[k].stop()
+        opp_workers = [zombies["opportunity"], takers["opportunity"]]
+        before = sum(w.metric("ka_fenced_batches_total") or 0 for w in opp_workers)
+        res = subprocess.run([env.kactl, "replay", "--group", run.groups["opportunity"], "--topic",
+                              run.topics["opportunity"], "--from-offset", "0"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, f"kactl replay: {res.stdout}{res.stderr}"
+        faults += 1
+        run.produce(ev[cut3:])
+        for k in ("visit", "order"):
+            zombies[k].start()
+        run.wait_caught_up(KINDS, timeout=120)
+        after = sum(w.metric("ka_fenced_batches_total") or 0 for w in opp_workers)
+        assert after > before, f"moving the stored offsets under a running worker fenced " \
+                               f"nothing ({before} -> {after} fenced batches)"
+        final = run.compare(sc)
+        run.check_downstream(sc)
+        for w in run.workers:
+            if w.alive():
+                w.stop()
+        print(f"fenced batches after the offset move: {after - before}; compared "
+              f"{state.rows_compared + final.rows_compared} rows", flush=True)
+        report("zombie", faults, state.events_compared + final.events_compared)
+    return 0
+
+
+class sc_prefix:
+    """The first n events of a scenario, for a comparison mid-stream."""
+
+    def __init__(self, sc, n):
+        self.kinds, self.visit_account_prefix = sc.kinds, sc.visit_account_prefix
+        self.log = [e.fields for e in sc.events[:n]]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
