@@ -246,6 +246,15 @@ static ka_err_t send_row(ka_relay_t *relay, pending_row_t *row, char *errstr, si
     return rc;
 }
 
+/* Non-zero while a row sent this round has had no delivery report. */
+static int any_in_flight(const round_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->rows[i].state == 0)
+            return 1;
+    return 0;
+}
+
 static ka_err_t mark(ka_relay_t *relay, const round_t *r, int state, const char *sql,
                      char *errstr, size_t errlen)
 {
@@ -316,10 +325,13 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
             return KA_ERR_RETRY;
         }
     }
-    if (ka_producer_fatal(relay->kp, errstr, errlen)) {
+    if (relay->kp && ka_producer_fatal(relay->kp, errstr, errlen)) {
         /* Idempotence is broken for this producer: start a fresh one; the
          * unconfirmed rows are still unpublished and go out again. */
         ka_producer_free(relay->kp);
+        relay->kp = NULL;
+    }
+    if (!relay->kp) {
         relay->kp = ka_producer_new(relay->cfg, on_delivery, relay, errstr, errlen);
         if (!relay->kp)
             return KA_ERR;
@@ -350,6 +362,14 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
         }
     }
     ka_producer_flush(relay->kp, 10000);
+    if (any_in_flight(&r)) {
+        /* Kafka did not answer for all of these in time (down or hung). Their
+         * delivery reports would come later and point into rows this round
+         * frees; dropping the producer drops them. The rows stay unpublished
+         * and go out again, with the same ids, from a fresh producer. */
+        ka_producer_free(relay->kp);
+        relay->kp = NULL;
+    }
     ka_err_t mrc = mark(relay, &r, 1,
                         "UPDATE outbox SET published_at = now(), attempts = attempts + 1 "
                         "WHERE id = ANY($1::bigint[])",
