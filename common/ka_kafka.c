@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ka_kafka.h"
 #include "ka_log.h"
@@ -13,6 +14,8 @@ struct ka_consumer {
     int failed; /* a hook refused an assignment: the consumer cannot go on */
     char failure[KA_ERRSTR_SIZE];
     int connected; /* from the statistics; see ka_consumer_connected */
+    int synced;    /* the group has handed this member an assignment; see ka_consumer_free */
+    int stats_seen; /* connected is known (statistics come every STATS_INTERVAL) */
 };
 
 #define STATS_INTERVAL "1000" /* ms: how fresh ka_consumer_connected is */
@@ -104,7 +107,45 @@ static rd_kafka_conf_t *base_conf(const ka_config_t *cfg, char *errstr, size_t e
     return conf;
 }
 
+/* Client-level errors (broker down, authentication, TLS). Without this
+ * callback librdkafka would only log them; here they are logged the same way
+ * and a credential or certificate failure, which no retry heals, is kept for
+ * the consumer to stop on. */
+static int fatal_to_config(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL;
+}
+
+static void log_client_error(int err, const char *reason)
+{
+    if (fatal_to_config(err))
+        ka_log(KA_LOG_ERROR, "Kafka authentication failed", "{s:s,s:s}", "error",
+               rd_kafka_err2name(err), "detail", reason);
+    else
+        ka_log(KA_LOG_ERROR, "librdkafka", "{s:s,s:s}", "facility", "ERROR", "detail", reason);
+}
+
+static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    log_client_error(err, reason);
+}
+
 /* Consumer ----------------------------------------------------------------- */
+
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    ka_consumer_t *kc = opaque;
+    (void)rk;
+    log_client_error(err, reason);
+    if (fatal_to_config(err) && !kc->failed) {
+        kc->failed = 1;
+        snprintf(kc->failure, sizeof kc->failure,
+                 "Kafka %s failed (check the KA_KAFKA_SASL_* / KA_KAFKA_SSL_* settings): %s",
+                 err == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication", reason);
+    }
+}
 
 /* The statistics tell whether the client holds a broker connection and its
  * group coordinator ("cgrp" state "up"): the consumer's view of being
@@ -126,6 +167,11 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
             broker_up = 1;
     }
     kc->connected = broker_up && cgrp && strcmp(cgrp, "up") == 0;
+    kc->stats_seen = 1;
+    const char *join =
+        json_string_value(json_object_get(json_object_get(root, "cgrp"), "join_state"));
+    if (join && strcmp(join, "steady") == 0)
+        kc->synced = 1;
     json_decref(root);
     return 0; /* librdkafka frees json */
 }
@@ -151,6 +197,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ka_err_t rc = KA_OK;
+        kc->synced = 1;
         if (kc->hooks.on_assign)
             rc = kc->hooks.on_assign(kc->hooks.ud, parts, (size_t)list->cnt);
         if (rc != KA_OK) {
@@ -211,6 +258,7 @@ ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_opaque(conf, kc);
     kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!kc->rk) {
@@ -243,7 +291,8 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
     *out = NULL;
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
     if (kc->failed) {
-        rd_kafka_message_destroy(rkm);
+        if (rkm) /* NULL on a time-out */
+            rd_kafka_message_destroy(rkm);
         snprintf(errstr, errlen, "%s", kc->failure);
         return KA_ERR;
     }
@@ -256,7 +305,7 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
             rd_kafka_fatal_error(kc->rk, fatal, sizeof fatal);
             snprintf(errstr, errlen, "fatal Kafka consumer error: %s", fatal);
             rc = KA_ERR;
-        } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+        } else if (fatal_to_config(err)) {
             /* Wrong credentials or certificates do not heal by retrying:
              * stop with the reason instead of waiting forever. */
             snprintf(errstr, errlen, "Kafka %s failed (check the KA_KAFKA_SASL_* / "
@@ -357,10 +406,32 @@ ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition
     return KA_OK;
 }
 
+/* librdkafka before 2.3.0 (Debian 12 ships 2.0.2) aborts in rd_kafka_destroy
+ * when a cooperative-sticky member that has joined its group is destroyed
+ * before its first assignment (assertion `assignor_state', librdkafka #4312):
+ * a worker stopped while a rebalance is still forming. So wait for that
+ * assignment first, unless the statistics say the group coordinator is out
+ * of reach (then no join is under way); a rebalance waits at most for a
+ * vanished member's session timeout (10 s), well inside the 20 s drain. */
+#define CLOSE_SYNC_WAIT_MS 12000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void ka_consumer_free(ka_consumer_t *kc)
 {
     if (!kc)
         return;
+    int64_t until = mono_ms() + CLOSE_SYNC_WAIT_MS;
+    while (!kc->synced && (kc->connected || !kc->stats_seen) && mono_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kc->rk, 100);
+        if (m) /* not processed: the stored offsets stay where they are */
+            rd_kafka_message_destroy(m);
+    }
     rd_kafka_consumer_close(kc->rk);
     rd_kafka_destroy(kc->rk);
     free(kc);
@@ -422,6 +493,7 @@ ka_producer_t *ka_producer_new(const ka_config_t *cfg, ka_delivery_fn on_deliver
     kp->on_delivery = on_delivery;
     kp->ud = ud;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, producer_error_cb);
     rd_kafka_conf_set_opaque(conf, kp);
     kp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!kp->rk) {
