@@ -1,9 +1,12 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ka_buf.h"
 #include "ka_config.h"
@@ -23,8 +26,9 @@ typedef struct key_def {
 } key_def_t;
 
 #define KF_OPTIONAL 1u /* may be empty; the default is empty (unset) */
-#define KF_SECRET 2u   /* never shown; may be read from the file named by <KEY>_FILE */
+#define KF_SECRET 2u   /* never shown */
 #define KF_DSN 4u      /* a libpq connection string: its password is never shown */
+#define KF_FILE 8u     /* <KEY>_FILE: names a file whose content becomes <KEY> */
 
 /* librdkafka properties passed through unchecked, from KA_KAFKA_PROPERTY_*. */
 #define PROPERTY_PREFIX "KA_KAFKA_PROPERTY_"
@@ -39,8 +43,9 @@ static const key_def_t keys[] = {
      "SASL mechanism (sasl_* protocols)", 0},
     {"KA_KAFKA_SASL_USERNAME", KEY_STR, "", 0, 0, NULL, "SASL user name (sasl_* protocols)",
      KF_OPTIONAL},
-    {"KA_KAFKA_SASL_PASSWORD", KEY_STR, "", 0, 0, NULL,
-     "SASL password; or KA_KAFKA_SASL_PASSWORD_FILE names a file holding it", KF_OPTIONAL | KF_SECRET},
+    {"KA_KAFKA_SASL_PASSWORD", KEY_STR, "", 0, 0, NULL, "SASL password", KF_OPTIONAL | KF_SECRET},
+    {"KA_KAFKA_SASL_PASSWORD_FILE", KEY_STR, "", 0, 0, NULL,
+     "a file holding KA_KAFKA_SASL_PASSWORD (a mounted secret)", KF_OPTIONAL | KF_FILE},
     {"KA_KAFKA_SSL_CA_LOCATION", KEY_STR, "", 0, 0, NULL,
      "PEM file of the CA that signed the brokers' certificates (ssl, sasl_ssl; default: the "
      "system's CAs)", KF_OPTIONAL},
@@ -48,22 +53,28 @@ static const key_def_t keys[] = {
      "PEM client certificate, for brokers that require TLS client authentication", KF_OPTIONAL},
     {"KA_KAFKA_SSL_KEY_LOCATION", KEY_STR, "", 0, 0, NULL, "PEM private key of the client certificate",
      KF_OPTIONAL},
-    {"KA_KAFKA_SSL_KEY_PASSWORD", KEY_STR, "", 0, 0, NULL,
-     "password of the client key; or KA_KAFKA_SSL_KEY_PASSWORD_FILE", KF_OPTIONAL | KF_SECRET},
+    {"KA_KAFKA_SSL_KEY_PASSWORD", KEY_STR, "", 0, 0, NULL, "password of the client key",
+     KF_OPTIONAL | KF_SECRET},
+    {"KA_KAFKA_SSL_KEY_PASSWORD_FILE", KEY_STR, "", 0, 0, NULL,
+     "a file holding KA_KAFKA_SSL_KEY_PASSWORD", KF_OPTIONAL | KF_FILE},
     {"KA_KAFKA_SSL_ENDPOINT_IDENTIFICATION", KEY_ENUM, "https", 0, 0, "https|none",
      "check the broker's certificate names its host (https) or not (none)", 0},
     {"KA_PG_DSN", KEY_STR, "host=127.0.0.1 port=55432 dbname=ka user=ka", 0, 0, NULL,
      "libpq connection string of the store of record (each worker its own user, "
      "docs/security.md)", KF_DSN},
     {"KA_PG_PASSWORD", KEY_STR, "", 0, 0, NULL,
-     "password of the KA_PG_DSN user; or KA_PG_PASSWORD_FILE (libpq's passfile works too)",
+     "password of the KA_PG_DSN user, added to the DSN (libpq's passfile works too)",
      KF_OPTIONAL | KF_SECRET},
+    {"KA_PG_PASSWORD_FILE", KEY_STR, "", 0, 0, NULL, "a file holding KA_PG_PASSWORD",
+     KF_OPTIONAL | KF_FILE},
     {"KA_REDIS_HOST", KEY_STR, "127.0.0.1", 0, 0, NULL, "Redis host of the real-time cache", 0},
     {"KA_REDIS_PORT", KEY_INT, "56379", 1, 65535, NULL, "Redis port", 0},
     {"KA_REDIS_USERNAME", KEY_STR, "", 0, 0, NULL, "Redis ACL user (default: the default user)",
      KF_OPTIONAL},
-    {"KA_REDIS_PASSWORD", KEY_STR, "", 0, 0, NULL,
-     "Redis password (AUTH on every connect); or KA_REDIS_PASSWORD_FILE", KF_OPTIONAL | KF_SECRET},
+    {"KA_REDIS_PASSWORD", KEY_STR, "", 0, 0, NULL, "Redis password (AUTH on every connect)",
+     KF_OPTIONAL | KF_SECRET},
+    {"KA_REDIS_PASSWORD_FILE", KEY_STR, "", 0, 0, NULL, "a file holding KA_REDIS_PASSWORD",
+     KF_OPTIONAL | KF_FILE},
     {"KA_REDIS_TIMEOUT_MS", KEY_INT, "2000", 10, 600000, NULL,
      "Redis connect and command timeout", 0},
     {"KA_CONSUMER_GROUP", KEY_STR, NULL, 0, 0, NULL,
@@ -142,7 +153,6 @@ struct ka_config {
     char *service;
     char *values[NKEYS];
     long long ints[NKEYS];
-    char *files[NKEYS];  /* KF_SECRET: <KEY>_FILE, read after every source is seen */
     char *pg_dsn;        /* KA_PG_DSN with KA_PG_PASSWORD added, when one is set */
     property_t *props;
     size_t nprops;
@@ -246,19 +256,6 @@ static ka_err_t store_property(ka_config_t *cfg, const char *name, const char *v
     return KA_OK;
 }
 
-/* The secret key whose file companion `name` is (KA_REDIS_PASSWORD_FILE), or -1. */
-static int secret_file_key(const char *name)
-{
-    size_t n = strlen(name), sl = strlen(FILE_SUFFIX);
-    char base[128];
-    if (n <= sl || n - sl >= sizeof base || strcmp(name + n - sl, FILE_SUFFIX) != 0)
-        return -1;
-    memcpy(base, name, n - sl);
-    base[n - sl] = '\0';
-    int i = key_index(base);
-    return i >= 0 && (keys[i].flags & KF_SECRET) ? i : -1;
-}
-
 /* Routes one KEY=VALUE from the environment or the file. Returns KA_OK,
  * KA_ERR_CONFIG (errstr filled), or KA_ERR when the key is unknown. */
 static ka_err_t store_named(ka_config_t *cfg, const char *name, const char *value,
@@ -269,32 +266,47 @@ static ka_err_t store_named(ka_config_t *cfg, const char *name, const char *valu
         return store(cfg, (size_t)i, value, origin, errstr, errlen);
     if (strncmp(name, PROPERTY_PREFIX, strlen(PROPERTY_PREFIX)) == 0)
         return store_property(cfg, name, value, origin, errstr, errlen);
-    if ((i = secret_file_key(name)) >= 0) {
-        free(cfg->files[i]);
-        cfg->files[i] = value[0] ? ka_strdup(value) : NULL;
-        return KA_OK;
-    }
     return KA_ERR;
 }
 
-/* Reads a secret from its file: the whole file less one trailing newline (as
- * Kubernetes and Docker secrets are mounted). Never echoes the content. */
-static ka_err_t read_secret(ka_config_t *cfg, size_t i, char *errstr, size_t errlen)
+/* Reads the file named by the KF_FILE key f into its secret key: the whole
+ * file less one trailing newline (as Kubernetes and Docker secrets are
+ * mounted). Never echoes the content. */
+static ka_err_t read_secret(ka_config_t *cfg, size_t f, char *errstr, size_t errlen)
 {
-    const char *path = cfg->files[i];
+    const char *path = cfg->values[f];
+    char target[128];
+    snprintf(target, sizeof target, "%.*s", (int)(strlen(keys[f].name) - strlen(FILE_SUFFIX)),
+             keys[f].name);
+    int i = key_index(target);
+    assert(i >= 0 && "a _FILE key without its secret key");
     char buf[4096];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(errstr, errlen, "%s%s: could not open \"%s\": %s", keys[i].name, FILE_SUFFIX,
-                 path, strerror(errno));
+    struct stat st;
+    /* Non-blocking and regular files only: a FIFO or a terminal named by
+     * mistake must not hang the start. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(errstr, errlen, "%s: could not open \"%s\": %s", keys[f].name, path,
+                 strerror(errno));
         return KA_ERR_CONFIG;
     }
-    size_t n = fread(buf, 1, sizeof buf, f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(errstr, errlen, "%s: \"%s\" is not a regular file", keys[f].name, path);
+        return KA_ERR_CONFIG;
+    }
+    ssize_t got = read(fd, buf, sizeof buf);
+    close(fd);
+    if (got < 0) {
+        snprintf(errstr, errlen, "%s: could not read \"%s\": %s", keys[f].name, path,
+                 strerror(errno));
+        return KA_ERR_CONFIG;
+    }
+    size_t n = (size_t)got;
     int too_long = n == sizeof buf;
-    fclose(f);
     if (too_long) {
-        snprintf(errstr, errlen, "%s%s: \"%s\" is longer than %zu bytes", keys[i].name,
-                 FILE_SUFFIX, path, sizeof buf - 1);
+        snprintf(errstr, errlen, "%s: \"%s\" is longer than %zu bytes", keys[f].name, path,
+                 sizeof buf - 1);
         return KA_ERR_CONFIG;
     }
     if (n && buf[n - 1] == '\n')
@@ -303,8 +315,7 @@ static ka_err_t read_secret(ka_config_t *cfg, size_t i, char *errstr, size_t err
         n--;
     buf[n] = '\0';
     if (n == 0 || memchr(buf, '\0', n)) {
-        snprintf(errstr, errlen, "%s%s: \"%s\" is empty or not text", keys[i].name, FILE_SUFFIX,
-                 path);
+        snprintf(errstr, errlen, "%s: \"%s\" is empty or not text", keys[f].name, path);
         return KA_ERR_CONFIG;
     }
     free(cfg->values[i]);
@@ -479,7 +490,8 @@ ka_config_t *ka_config_load_env(const char *service, const char *file, char *con
     if (file && *file && load_file(cfg, file, errstr, errlen) != KA_OK)
         goto fail;
     for (size_t i = 0; i < NKEYS; i++)
-        if (cfg->files[i] && read_secret(cfg, i, errstr, errlen) != KA_OK)
+        if ((keys[i].flags & KF_FILE) && cfg->values[i][0] &&
+            read_secret(cfg, i, errstr, errlen) != KA_OK)
             goto fail;
     if (check_combinations(cfg, errstr, errlen) != KA_OK)
         goto fail;
@@ -503,7 +515,6 @@ void ka_config_free(ka_config_t *cfg)
         if (cfg->values[i] && (keys[i].flags & KF_SECRET))
             memset(cfg->values[i], 0, strlen(cfg->values[i]));
         free(cfg->values[i]);
-        free(cfg->files[i]);
     }
     if (cfg->pg_dsn)
         memset(cfg->pg_dsn, 0, strlen(cfg->pg_dsn));
@@ -691,8 +702,6 @@ void ka_config_describe(FILE *out)
     }
     fprintf(out, "| `KA_CONFIG_FILE` | unset | a KEY=VALUE file whose values override the "
                  "environment |\n");
-    fprintf(out, "| `<KEY>_FILE` | unset | for the passwords above: a file holding the value "
-                 "(one trailing newline is dropped); never logged |\n");
     fprintf(out, "| `" PROPERTY_PREFIX "<NAME>` | unset | any other librdkafka property, NAME "
                  "upper-cased with `.` as `_` (e.g. `" PROPERTY_PREFIX "SOCKET_KEEPALIVE_ENABLE`), "
                  "for every Kafka client |\n");

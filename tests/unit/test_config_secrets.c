@@ -57,6 +57,11 @@ static void a_missing_or_empty_password_file_is_an_error(void **state)
     assert_non_null(strstr(err, "KA_REDIS_PASSWORD_FILE"));
     assert_non_null(strstr(err, "/nonexistent/ka-redis-password"));
 
+    /* A device or FIFO named by mistake is refused instead of read (or waited on). */
+    char *dev[] = {"KA_KAFKA_SASL_PASSWORD_FILE=/dev/null", NULL};
+    assert_null(ka_config_load_env("visit-worker", NULL, dev, err, sizeof err));
+    assert_non_null(strstr(err, "not a regular file"));
+
     char *empty = write_temp("\n");
     char setting[300];
     snprintf(setting, sizeof setting, "KA_PG_PASSWORD_FILE=%s", empty);
