@@ -107,6 +107,31 @@ static rd_kafka_conf_t *base_conf(const ka_config_t *cfg, char *errstr, size_t e
     return conf;
 }
 
+/* Client-level errors (broker down, authentication, TLS). Without this
+ * callback librdkafka would only log them; here they are logged the same way
+ * and a credential or certificate failure, which no retry heals, is kept for
+ * the consumer to stop on. */
+static int fatal_to_config(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL;
+}
+
+static void log_client_error(int err, const char *reason)
+{
+    if (fatal_to_config(err))
+        ka_log(KA_LOG_ERROR, "Kafka authentication failed", "{s:s,s:s}", "error",
+               rd_kafka_err2name(err), "detail", reason);
+    else
+        ka_log(KA_LOG_ERROR, "librdkafka", "{s:s,s:s}", "facility", "ERROR", "detail", reason);
+}
+
+static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    log_client_error(err, reason);
+}
+
 /* Consumer ----------------------------------------------------------------- */
 
 /* Whether a KA_KAFKA_PROPERTY_* setting names this property. */
@@ -130,6 +155,19 @@ static int bound_prefetch(rd_kafka_conf_t *conf, const ka_config_t *cfg, char *e
             conf_set(conf, "queued.min.messages", "2000", errstr, errlen)) ||
            (!property_given(cfg, "queued.max.messages.kbytes") &&
             conf_set(conf, "queued.max.messages.kbytes", "4096", errstr, errlen));
+}
+
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    ka_consumer_t *kc = opaque;
+    (void)rk;
+    log_client_error(err, reason);
+    if (fatal_to_config(err) && !kc->failed) {
+        kc->failed = 1;
+        snprintf(kc->failure, sizeof kc->failure,
+                 "Kafka %s failed (check the KA_KAFKA_SASL_* / KA_KAFKA_SSL_* settings): %s",
+                 err == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication", reason);
+    }
 }
 
 /* The statistics tell whether the client holds a broker connection and its
@@ -244,6 +282,7 @@ ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_opaque(conf, kc);
     kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!kc->rk) {
@@ -276,7 +315,8 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
     *out = NULL;
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
     if (kc->failed) {
-        rd_kafka_message_destroy(rkm);
+        if (rkm) /* NULL on a time-out */
+            rd_kafka_message_destroy(rkm);
         snprintf(errstr, errlen, "%s", kc->failure);
         return KA_ERR;
     }
@@ -289,7 +329,7 @@ ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, cha
             rd_kafka_fatal_error(kc->rk, fatal, sizeof fatal);
             snprintf(errstr, errlen, "fatal Kafka consumer error: %s", fatal);
             rc = KA_ERR;
-        } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+        } else if (fatal_to_config(err)) {
             /* Wrong credentials or certificates do not heal by retrying:
              * stop with the reason instead of waiting forever. */
             snprintf(errstr, errlen, "Kafka %s failed (check the KA_KAFKA_SASL_* / "
@@ -477,6 +517,7 @@ ka_producer_t *ka_producer_new(const ka_config_t *cfg, ka_delivery_fn on_deliver
     kp->on_delivery = on_delivery;
     kp->ud = ud;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, producer_error_cb);
     rd_kafka_conf_set_opaque(conf, kp);
     kp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!kp->rk) {
