@@ -54,6 +54,14 @@ def stored_total(run):
     return int(rows[0][0])
 
 
+def wait_applying(run, kind, timeout=60):
+    """Until the worker of `kind` has stored an offset (it fetched and applies)."""
+    deadline = time.monotonic() + timeout
+    while sum(run.stored_offsets(kind).values()) == 0:
+        assert time.monotonic() < deadline, f"the {kind} worker applied nothing in {timeout}s"
+        time.sleep(0.05)
+
+
 def watch(workers, seconds, what):
     """Polls the workers through an outage: every one must stay alive; returns
     per worker what /healthz and /readyz answered."""
@@ -99,16 +107,28 @@ def main():
         env = Env.from_environ(args)
         name = "outage_" + mode.replace("-", "_")
         with Run(env, name) as run:
+            # kafka-timeout: more owner changes refused, so more alerts and
+            # dead letters for the relay to send into the hung broker
             sc = Scenario(run, seed, n_events=EVENTS, duplicates=0.03, stale=0.03,
-                          unauthorized=0.05)
+                          unauthorized=0.15 if mode == "kafka-timeout" else 0.05)
             extra = {"KA_RETRY_MAX_MS": "1000"}  # back-off cap: resume soon after the return
             if mode == "kafka-timeout":
                 extra["KA_KAFKA_MESSAGE_TIMEOUT_MS"] = str(MESSAGE_TIMEOUT_MS)
+                # One event per transaction: the stream, all fetched before the
+                # hang, takes seconds to apply, and the relay publishes the
+                # alerts and dead letters it raises into the hung broker.
+                extra["KA_BATCH_MAX_EVENTS"] = "1"
             workers = {k: run.worker(k, 0, extra).start() for k in KINDS}
-            feeder = threading.Thread(target=run.produce, args=(sc.events,),
-                                      kwargs={"rate": RATE})
-            feeder.start()
-            time.sleep(OUTAGE_AT_S)
+            if mode == "kafka-timeout":
+                feeder = threading.Thread(target=run.produce, args=(sc.events,))
+                feeder.start()
+                feeder.join()
+                wait_applying(run, "opportunity")
+            else:
+                feeder = threading.Thread(target=run.produce, args=(sc.events,),
+                                          kwargs={"rate": RATE})
+                feeder.start()
+                time.sleep(OUTAGE_AT_S)
             facts = {}
             if mode == "kafka":
                 st.stop("kafka")
@@ -150,6 +170,12 @@ def main():
                                   for w in workers.values())
                 facts["unconfirmed_deliveries"] = int(unconfirmed)
                 assert unconfirmed > 0, "no relay delivery timed out: the hang missed the relay"
+                # a failed delivery counts an attempt, the later success another
+                again = int(env.sql("SELECT count(*) FROM outbox WHERE topic IN (:'a', :'d') "
+                                    "AND attempts > 1", a=run.topics["alert"],
+                                    d=run.topics["deadletter"])[0][0])
+                facts["rows_sent_again"] = again
+                assert again > 0, "no outbox row was sent again after its delivery failed"
             for w in workers.values():
                 w.stop()
             facts["readyz_during"] = {k: sorted(str(s) for s in v["readyz"])
