@@ -15,7 +15,8 @@ struct ka_consumer {
     char failure[KA_ERRSTR_SIZE];
     int connected; /* from the statistics; see ka_consumer_connected */
     int synced;    /* the group has handed this member an assignment; see ka_consumer_free */
-    int stats_seen; /* connected is known (statistics come every STATS_INTERVAL) */
+    int broker_up;  /* from the statistics: some broker connection is up */
+    int stats_seen; /* broker_up is known (statistics come every STATS_INTERVAL) */
 };
 
 #define STATS_INTERVAL "1000" /* ms: how fresh ka_consumer_connected is */
@@ -190,6 +191,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
             broker_up = 1;
     }
     kc->connected = broker_up && cgrp && strcmp(cgrp, "up") == 0;
+    kc->broker_up = broker_up;
     kc->stats_seen = 1;
     const char *join =
         json_string_value(json_object_get(json_object_get(root, "cgrp"), "join_state"));
@@ -434,9 +436,11 @@ ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition
  * when a cooperative-sticky member that has joined its group is destroyed
  * before its first assignment (assertion `assignor_state', librdkafka #4312):
  * a worker stopped while a rebalance is still forming. So wait for that
- * assignment first, unless the statistics say the group coordinator is out
- * of reach (then no join is under way); a rebalance waits at most for a
- * vanished member's session timeout (10 s), well inside the 20 s drain. */
+ * assignment first, unless the statistics say no broker is reachable (then
+ * no join is under way). The coordinator's state is no guide: it is up to a
+ * second stale, and a join may have started since. A rebalance waits at most
+ * for a vanished member's session timeout (10 s), well inside the 20 s
+ * drain. */
 #define CLOSE_SYNC_WAIT_MS 12000
 
 static int64_t mono_ms(void)
@@ -451,7 +455,7 @@ void ka_consumer_free(ka_consumer_t *kc)
     if (!kc)
         return;
     int64_t until = mono_ms() + CLOSE_SYNC_WAIT_MS;
-    while (!kc->synced && (kc->connected || !kc->stats_seen) && mono_ms() < until) {
+    while (!kc->synced && (kc->broker_up || !kc->stats_seen) && mono_ms() < until) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kc->rk, 100);
         if (m) /* not processed: the stored offsets stay where they are */
             rd_kafka_message_destroy(m);
