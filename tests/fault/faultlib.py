@@ -321,9 +321,10 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                             d=self.topics["deadletter"], o=self.topics["opportunity"])
         return int(rows[0][0])
 
-    def wait_caught_up(self, kind, timeout=120):
+    def wait_caught_up(self, kind, timeout=120, outbox=True):
         """Until the stored offsets of `kind` (or of each kind in a tuple)
-        reach the end of its input topic and this run's outbox is published."""
+        reach the end of its input topic and (unless outbox=False) this run's
+        outbox is published."""
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         deadline = time.monotonic() + timeout
         while True:
@@ -334,7 +335,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                 lag = {p: h - stored.get(p, 0) for p, h in high.items() if h > stored.get(p, 0)}
                 if lag:
                     behind[k] = lag
-            unpublished = self.unpublished()
+            unpublished = self.unpublished() if outbox else 0
             if not behind and unpublished == 0:
                 return
             if time.monotonic() > deadline:

@@ -44,7 +44,9 @@ def main():
     print(f"seed {seed}", flush=True)
     rnd = random.Random(seed)
     with Run(env, "kill") as run:
-        sc = Scenario(run, seed, n_events=2400, duplicates=0.05, stale=0.03)
+        # Unauthorized owner changes feed the outbox (dead letters, alerts), so
+        # kills also land between a commit and the relay marking rows published.
+        sc = Scenario(run, seed, n_events=2400, duplicates=0.05, stale=0.03, unauthorized=0.1)
         workers = {k: run.worker(k) for k in KINDS}
         kills = {k: 0 for k in KINDS}
         done = threading.Event()
