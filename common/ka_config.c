@@ -81,7 +81,7 @@ static const key_def_t keys[] = {
      "Kafka consumer group and offset-store key (default: ka-<service>)", 0},
     {"KA_START_OFFSET", KEY_ENUM, "earliest", 0, 0, "earliest|latest",
      "where a partition with no stored offset starts", 0},
-    {"KA_BATCH_MAX_EVENTS", KEY_INT, "500", 1, 100000, NULL,
+    {"KA_BATCH_MAX_EVENTS", KEY_INT, "2000", 1, 100000, NULL,
      "most events applied in one PostgreSQL transaction", 0},
     {"KA_BATCH_MAX_MS", KEY_INT, "20", 1, 60000, NULL,
      "longest a batch waits to fill before it is applied", 0},
