@@ -1,4 +1,4 @@
-"""A worker under valgrind: it processes a stream (valid events, duplicates,
+"""A worker (--kind) under valgrind: it processes a stream (valid events, duplicates,
 stale ones, unauthorized owner changes that raise alerts and dead letters),
 is stopped with SIGTERM, and valgrind must report no memory error and no
 definite or indirect leak (--error-exitcode). The state is compared with the
