@@ -143,7 +143,9 @@ void ka_producer_free(ka_producer_t *kp);
 
 /* Admin ------------------------------------------------------------------- */
 
-/* Creates a topic; an existing topic is not an error. */
+/* Creates a topic; an existing topic is not an error. Connects in plaintext,
+ * without the configuration's SASL/TLS settings: it serves the tests; in a
+ * deployment the bus owner creates the topics. */
 ka_err_t ka_kafka_create_topic(const char *brokers, const char *topic, int partitions,
                                char *errstr, size_t errlen);
 
