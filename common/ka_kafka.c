@@ -16,7 +16,6 @@ struct ka_consumer {
     int connected; /* from the statistics; see ka_consumer_connected */
     int synced;    /* the group has handed this member an assignment; see ka_consumer_free */
     int broker_up;  /* from the statistics: some broker connection is up */
-    int stats_seen; /* broker_up is known (statistics come every STATS_INTERVAL) */
 };
 
 #define STATS_INTERVAL "1000" /* ms: how fresh ka_consumer_connected is */
@@ -192,11 +191,6 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     }
     kc->connected = broker_up && cgrp && strcmp(cgrp, "up") == 0;
     kc->broker_up = broker_up;
-    kc->stats_seen = 1;
-    const char *join =
-        json_string_value(json_object_get(json_object_get(root, "cgrp"), "join_state"));
-    if (join && strcmp(join, "steady") == 0)
-        kc->synced = 1;
     json_decref(root);
     return 0; /* librdkafka frees json */
 }
@@ -436,12 +430,14 @@ ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition
  * when a cooperative-sticky member that has joined its group is destroyed
  * before its first assignment (assertion `assignor_state', librdkafka #4312):
  * a worker stopped while a rebalance is still forming. So wait for that
- * assignment first, unless the statistics say no broker is reachable (then
- * no join is under way). The coordinator's state is no guide: it is up to a
- * second stale, and a join may have started since. A rebalance waits at most
- * for a vanished member's session timeout (10 s), well inside the 20 s
- * drain. */
+ * assignment first: the rebalance callback's first ASSIGN (the statistics'
+ * join state is up to a second old and proved no guide). Nor can they say
+ * early whether a join is under way (the first ones may show no broker up
+ * yet), so only a broker out of reach for CLOSE_UNREACHABLE_MS cuts the wait
+ * short. A rebalance waits at most for a vanished member's session timeout
+ * (10 s), well inside the 20 s drain. */
 #define CLOSE_SYNC_WAIT_MS 12000
+#define CLOSE_UNREACHABLE_MS 3000
 
 static int64_t mono_ms(void)
 {
@@ -454,8 +450,10 @@ void ka_consumer_free(ka_consumer_t *kc)
 {
     if (!kc)
         return;
-    int64_t until = mono_ms() + CLOSE_SYNC_WAIT_MS;
-    while (!kc->synced && (kc->broker_up || !kc->stats_seen) && mono_ms() < until) {
+    int64_t start = mono_ms();
+    while (!kc->synced && mono_ms() - start < CLOSE_SYNC_WAIT_MS) {
+        if (!kc->broker_up && mono_ms() - start > CLOSE_UNREACHABLE_MS)
+            break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kc->rk, 100);
         if (m) /* not processed: the stored offsets stay where they are */
             rd_kafka_message_destroy(m);
