@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -97,17 +98,34 @@ class PrivateStack:
 
     def up(self):
         t0 = time.monotonic()
-        for s in SERVERS:
-            self.start(s)
-        # Point this process (the harness, psql, redis-cli, and the workers it
-        # starts) at the private servers.
-        for k, v in self.addresses.items():
-            self._saved[k] = os.environ.get(k)
-            os.environ[k] = v
-        for cmd in (["migrate"], ["load", "sample"]):
-            res = subprocess.run([self.kactl, *cmd], capture_output=True, text=True, timeout=180)
-            if res.returncode != 0:
-                raise RuntimeError(f"kactl {' '.join(cmd)}: {res.stderr.strip()}")
+        # Kafka takes the longest: it starts while PostgreSQL is migrated.
+        kafka_error = []
+
+        def start_kafka():
+            try:
+                self.start("kafka")
+            except Exception as e:  # re-raised below, in this thread
+                kafka_error.append(e)
+
+        kafka = threading.Thread(target=start_kafka)
+        kafka.start()
+        try:
+            self.start("postgres")
+            self.start("redis")
+            # Point this process (the harness, psql, redis-cli, and the workers
+            # it starts) at the private servers.
+            for k, v in self.addresses.items():
+                self._saved[k] = os.environ.get(k)
+                os.environ[k] = v
+            for cmd in (["migrate"], ["load", "sample"]):
+                res = subprocess.run([self.kactl, *cmd], capture_output=True, text=True,
+                                     timeout=180)
+                if res.returncode != 0:
+                    raise RuntimeError(f"kactl {' '.join(cmd)}: {res.stderr.strip()}")
+        finally:
+            kafka.join()  # also on failure: down() must not race the start
+        if kafka_error:
+            raise kafka_error[0]
         print(f"private stack in {self.dir} up and migrated in {time.monotonic() - t0:.1f} s "
               f"(PostgreSQL {self.env['KA_PG_PORT']}, Redis {self.env['KA_REDIS_PORT']}, "
               f"Kafka {self.env['KA_KAFKA_PORT']})", flush=True)
