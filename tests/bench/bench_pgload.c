@@ -1,8 +1,10 @@
-/* The storage limit: how fast PostgreSQL takes upserts of rows shaped like
- * the opportunity table (same columns, checks and indexes, in a scratch table
- * of the same database), 1,000 rows per statement and transaction, half of
- * them new and half updates; and the same upsert one row per transaction,
- * what an event-at-a-time worker pays. */
+/* The storage limit: how fast PostgreSQL takes rows in batches of 1,000 per
+ * statement and transaction, for the two kinds of rows a worker writes: wide
+ * upserts shaped like the opportunity table (same columns, checks and indexes,
+ * in a scratch table of the same database), half new and half updates, and
+ * narrow inserts shaped like processed_event (one per event, as most of the
+ * rows are); and the wide upsert one row per transaction, what an
+ * event-at-a-time worker pays. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +15,19 @@
 #define BATCH 1000
 
 static const char create_sql[] =
-    "DROP TABLE IF EXISTS bench_opportunity; "
+    "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_opportunity; "
     "CREATE TABLE bench_opportunity (LIKE opportunity INCLUDING DEFAULTS INCLUDING GENERATED "
     "INCLUDING CONSTRAINTS INCLUDING INDEXES)";
+
+static const char narrow_sql[] =
+    "DROP TABLE IF EXISTS bench_processed; "
+    "CREATE TABLE bench_processed (LIKE processed_event INCLUDING DEFAULTS INCLUDING "
+    "CONSTRAINTS INCLUDING INDEXES)";
+
+static const char insert_sql[] =
+    "INSERT INTO bench_processed (consumer_group, event_id, topic, partition, \"offset\") "
+    "SELECT 'bench', ev, 'bench.topic', (at % 6)::int, at FROM unnest($7::bigint[], $8::text[]) "
+    "AS r(at, ev)";
 
 static const char upsert_sql[] =
     "INSERT INTO bench_opportunity (id, account_id, owner_rep_id, business_unit_id, "
@@ -100,9 +112,11 @@ static int exec_ok(PGconn *pg, PGresult *res, const char *what)
     return 0;
 }
 
-/* Upserts `rows` rows, `per` per statement (autocommit: one transaction
- * each), keys cycling over `keys`. Returns the seconds taken, -1 on error. */
-static double run(PGconn *pg, arrays_t *a, int64_t rows, int per, int64_t keys, int64_t seq0)
+/* Runs statement `stmt` over `rows` rows, `per` per statement (autocommit:
+ * one transaction each), keys cycling over `keys`. Returns the seconds taken,
+ * -1 on error. */
+static double run(PGconn *pg, const char *stmt, arrays_t *a, int64_t rows, int per, int64_t keys,
+                  int64_t seq0)
 {
     int64_t t0 = bench_mono_ms();
     for (int64_t done = 0, seq = seq0; done < rows; done += per, seq++) {
@@ -110,7 +124,7 @@ static double run(PGconn *pg, arrays_t *a, int64_t rows, int per, int64_t keys, 
         fill(a, done, n, keys, seq);
         const char *const vals[8] = {a->v[0], a->v[1], a->v[2], a->v[3],
                                      a->v[4], a->v[5], a->v[6], a->v[7]};
-        if (exec_ok(pg, PQexecPrepared(pg, "upsert", 8, vals, NULL, NULL, 0), "upsert"))
+        if (exec_ok(pg, PQexecPrepared(pg, stmt, 8, vals, NULL, NULL, 0), stmt))
             return -1;
     }
     double s = (double)(bench_mono_ms() - t0) / 1000.0;
@@ -133,28 +147,38 @@ int bench_pgload(int argc, char **argv)
         fprintf(stderr, "ka-bench pgload: could not connect: %s", PQerrorMessage(pg));
         goto out;
     }
+    /* text[] x4, bigint[], int[], bigint[], text[]: the narrow insert uses only
+     * the last two, so the types are given rather than inferred */
+    const Oid types[8] = {1009, 1009, 1009, 1009, 1016, 1007, 1016, 1009};
     if (exec_ok(pg, PQexec(pg, create_sql), "create the scratch table") ||
-        exec_ok(pg, PQprepare(pg, "upsert", upsert_sql, 8, NULL), "prepare"))
+        exec_ok(pg, PQexec(pg, narrow_sql), "create the scratch table") ||
+        exec_ok(pg, PQprepare(pg, "upsert", upsert_sql, 8, types), "prepare") ||
+        exec_ok(pg, PQprepare(pg, "insert", insert_sql, 8, types), "prepare"))
         goto out;
     /* half the rows are new, the second half update them */
-    double batched = run(pg, &a, rows, BATCH, rows / 2, 0);
+    double batched = run(pg, "upsert", &a, rows, BATCH, rows / 2, 0);
     if (batched < 0)
         goto out;
-    /* one row per transaction: a twentieth as many, on fresh keys then the same */
-    long long single_rows = rows / 20 < 1000 ? 1000 : rows / 20;
+    double narrow = run(pg, "insert", &a, rows, BATCH, rows, 0);
+    if (narrow < 0)
+        goto out;
+    /* one row per transaction: 2,000 rows (or as many as batched, if fewer),
+     * on fresh keys then the same */
+    long long single_rows = rows < 2000 ? rows : 2000;
     if (exec_ok(pg, PQexec(pg, "TRUNCATE bench_opportunity"), "truncate"))
         goto out;
-    double single = run(pg, &a, single_rows, 1, single_rows / 2, 1000000);
+    double single = run(pg, "upsert", &a, single_rows, 1, single_rows / 2, 1000000);
     if (single < 0)
         goto out;
     printf("{\"rows\":%lld,\"batch\":%d,\"seconds\":%.3f,\"rows_per_s\":%.1f,"
+           "\"narrow_seconds\":%.3f,\"narrow_rows_per_s\":%.1f,"
            "\"single_rows\":%lld,\"single_seconds\":%.3f,\"single_rows_per_s\":%.1f}\n",
-           rows, BATCH, batched, (double)rows / batched, single_rows, single,
-           (double)single_rows / single);
+           rows, BATCH, batched, (double)rows / batched, narrow, (double)rows / narrow,
+           single_rows, single, (double)single_rows / single);
     rc = 0;
 out:
     if (PQstatus(pg) == CONNECTION_OK)
-        PQclear(PQexec(pg, "DROP TABLE IF EXISTS bench_opportunity"));
+        PQclear(PQexec(pg, "DROP TABLE IF EXISTS bench_opportunity, bench_processed"));
     PQfinish(pg);
     for (int c = 0; c < 8; c++)
         free(a.v[c]);
