@@ -158,6 +158,9 @@ class Corpus:
         # the AccountRef message is garbage wire data
         self.add("order", "an OpportunityEvent", self.opp().SerializeToString(),
                  "decode_failed")
+        # a VisitEvent read as an order: rep_id (field 3, "rep1-...") parsed
+        # as the AccountRef message is garbage wire data
+        self.add("order", "a VisitEvent", self.visit().SerializeToString(), "decode_failed")
         e = self.order()
         for i in range(5000):
             li = e.lines.add()
