@@ -343,18 +343,27 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                                      f"{unpublished} outbox rows unpublished (logs in {self.dir})")
             time.sleep(0.3)
 
-    def close(self):
+    def close(self, passed=False):
+        """Kills what still runs; after a pass also deletes the run's topics
+        (a failed run keeps them, and its logs, for a look)."""
         for w in self.workers:
             if w.alive():
                 w.resume()
                 w.kill()
         self._producer.flush(10)
+        if passed:
+            admin = AdminClient({"bootstrap.servers": self.env.brokers})
+            for fut in admin.delete_topics(list(self.topics.values())).values():
+                try:
+                    fut.result(10)
+                except Exception as e:  # noqa: BLE001 - a leftover topic is harmless
+                    print(f"run {self.name}: topic not deleted: {e}", flush=True)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        self.close(passed=exc_type is None)
 
     # -- checks ----------------------------------------------------------------
     def compare(self, scenario):
