@@ -129,6 +129,13 @@ static ka_err_t from_beginning(void *ud, ka_partition_t *parts, size_t n)
     return KA_OK;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 it_msgs_t it_consume_all(const ka_config_t *base, const char *topic, size_t want, int timeout_ms)
 {
     char err[KA_ERRSTR_SIZE], group[256];
@@ -143,16 +150,20 @@ it_msgs_t it_consume_all(const ka_config_t *base, const char *topic, size_t want
     if (!r.kc)
         fail_msg("%s", err);
     r.m = calloc(want + 64, sizeof *r.m);
-    int quiet_ms = 0;
-    for (int waited = 0; waited < timeout_ms && r.n < want + 64; waited += 100) {
+    /* Wall-clock time: a poll that returns a message at once must not spend
+     * the budget of one that waited (a topic of hundreds of events would
+     * otherwise be cut at timeout_ms / 100 messages). */
+    long long start = now_ms(), last_msg = start;
+    while (now_ms() - start < timeout_ms && r.n < want + 64) {
         ka_msg_t *m = NULL;
         if (ka_consumer_poll(r.kc, 100, &m, err, sizeof err) != KA_OK)
             fail_msg("%s", err);
-        if (m)
+        if (m) {
             r.m[r.n++] = m;
-        quiet_ms = m ? 0 : quiet_ms + 100;
+            last_msg = now_ms();
+        }
         /* Past `want`, keep reading a little: extra messages are a bug to see. */
-        if (r.n >= want && quiet_ms >= 500)
+        if (r.n >= want && now_ms() - last_msg >= 500)
             break;
     }
     return r;
