@@ -3,8 +3,10 @@
  * with its password from a file, and processes an event end to end; with a
  * wrong password it stops within seconds with a message that names the
  * failure and not the password. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +42,24 @@ typedef struct fixture {
 
 static fixture_t fx;
 
+/* Whether host:port accepts a TCP connection. */
+static int listening(const char *hostport)
+{
+    char host[128];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || (size_t)(colon - hostport) >= sizeof host)
+        return 0;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+        return 1; /* a name: let the client resolve it and report */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -56,6 +77,12 @@ static int setup(void **state)
                  atoi(colon + 1) + 2);
     }
     fx.pg = it_pg(fx.cfg);
+    if (!listening(fx.sasl_brokers)) {
+        fprintf(stderr, "nothing listens on %s, the stack's SASL listener: a broker started "
+                        "before the stack had one needs a restart (deploy/local/stack stop kafka "
+                        "&& deploy/local/stack start kafka)\n", fx.sasl_brokers);
+        return -1;
+    }
     snprintf(fx.topic, sizeof fx.topic, "it.sasl.%s", it_suffix());
     snprintf(fx.echo, sizeof fx.echo, "it.sasl.echo.%s", it_suffix());
     snprintf(fx.dlq, sizeof fx.dlq, "it.sasl.dlq.%s", it_suffix());
