@@ -162,9 +162,9 @@ int bench_pgload(int argc, char **argv)
     double narrow = run(pg, "insert", &a, rows, BATCH, rows, 0);
     if (narrow < 0)
         goto out;
-    /* one row per transaction: 2,000 rows (or as many as batched, if fewer),
-     * on fresh keys then the same */
-    long long single_rows = rows < 2000 ? rows : 2000;
+    /* one row per transaction: a twentieth as many, at most 2,000 (at a few
+     * hundred a second that is enough), on fresh keys then the same */
+    long long single_rows = rows / 20 < 2000 ? rows / 20 : 2000;
     if (exec_ok(pg, PQexec(pg, "TRUNCATE bench_opportunity"), "truncate"))
         goto out;
     double single = run(pg, "upsert", &a, single_rows, 1, single_rows / 2, 1000000);
