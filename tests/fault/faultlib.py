@@ -160,8 +160,11 @@ class Worker:
     def stop(self, timeout=60):
         """SIGTERM: the worker drains and must exit 0."""
         assert self.alive(), f"{self.kind}-{self.instance} is not running"
+        t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout)
+        with open(self.log_path, "a") as log:
+            log.write(f"--- SIGTERM: exit {rc} after {time.monotonic() - t0:.2f} s\n")
         assert rc == 0, f"{self.kind}-{self.instance} exited {rc} after SIGTERM ({self.log_path})"
 
     def pause(self):
@@ -181,6 +184,16 @@ class Worker:
             if line.startswith(name) and (line[len(name)] in " {"):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+    def wait_up(self, timeout=30):
+        """Until /metrics answers: the worker has its signal handlers (a
+        SIGTERM before them ends the process by the default action)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            if self.metric("ka_events_consumed_total") is not None:
+                return True
+            time.sleep(0.05)
+        return False
 
     def wait_metric(self, name, at_least, timeout=60):
         """Until the counter reaches at_least (this process's own count);

@@ -27,7 +27,8 @@ def storm(w, rnd, done, moves, failures):
 def churn(w, rnd, done, moves):
     while not done.is_set():
         w.start()
-        time.sleep(rnd.uniform(0.3, 3.0))
+        assert w.wait_up(), f"{w.kind}-{w.instance} did not come up: {w.log_path}"
+        time.sleep(rnd.uniform(0.0, 3.0))
         if rnd.random() < 0.15:
             w.kill(signal.SIGKILL)  # a member that vanishes: its session must expire
         else:
