@@ -679,6 +679,32 @@ static void cache_marker(const ka_worker_t *w, char *key, size_t len)
     snprintf(key, len, "ka:cache:ready:%s", w->group);
 }
 
+/* A rebuild writes a snapshot of PostgreSQL over the cache. An instance that
+ * commits after that snapshot and writes its newer values before the
+ * rebuild's flush would see them overwritten (or deleted with a rebuilt set)
+ * until the next rebuild: rebuilds hold this lock exclusively, the updates
+ * after each commit hold it shared. Rebuilds are rare (cold start, flushed
+ * Redis), so writers almost never wait. */
+#define CACHE_LOCK "4242003"
+
+static ka_err_t cache_lock(ka_worker_t *w, int exclusive, char *errstr, size_t errlen)
+{
+    return ka_pg_exec(w->pg,
+                      exclusive ? "SELECT pg_advisory_lock(" CACHE_LOCK ")"
+                                : "SELECT pg_advisory_lock_shared(" CACHE_LOCK ")",
+                      errstr, errlen);
+}
+
+static void cache_unlock(ka_worker_t *w, int exclusive)
+{
+    char err[KA_ERRSTR_SIZE];
+    /* A failure means the session is gone, and its locks with it. */
+    (void)ka_pg_exec(w->pg,
+                     exclusive ? "SELECT pg_advisory_unlock(" CACHE_LOCK ")"
+                               : "SELECT pg_advisory_unlock_shared(" CACHE_LOCK ")",
+                     err, sizeof err);
+}
+
 static void rebuild_cache(ka_worker_t *w)
 {
     char err[KA_ERRSTR_SIZE], marker[256];
@@ -693,7 +719,12 @@ static void rebuild_cache(ka_worker_t *w)
             return;
         }
     }
-    if (w->h->rebuild_cache(w->h->ud, w->pg, w->rds, err, sizeof err) != KA_OK) {
+    ka_err_t rc = cache_lock(w, 1, err, sizeof err);
+    if (rc == KA_OK) {
+        rc = w->h->rebuild_cache(w->h->ud, w->pg, w->rds, err, sizeof err);
+        cache_unlock(w, 1);
+    }
+    if (rc != KA_OK) {
         ka_log(KA_LOG_WARN, "cache rebuild failed", "{s:s}", "error", err);
         w->cache_stale = 1;
         ka_metrics_inc(w->m.rebuilds_failed);
@@ -846,12 +877,16 @@ static void after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
     ka_metrics_add(w->m.applied, (double)nfresh);
     log_rejects(w, evs, n);
     if (nfresh && w->h->after_commit && !w->cache_stale) {
-        if (!w->rds ||
-            w->h->after_commit(w->h->ud, w->rds, fresh, nfresh, err, sizeof err) != KA_OK) {
+        ka_err_t rc = KA_ERR_RETRY;
+        if (!w->rds)
+            snprintf(err, sizeof err, "not connected");
+        else if ((rc = cache_lock(w, 0, err, sizeof err)) == KA_OK) {
+            rc = w->h->after_commit(w->h->ud, w->rds, fresh, nfresh, err, sizeof err);
+            cache_unlock(w, 0);
+        }
+        if (rc != KA_OK) {
             /* The cache is behind PostgreSQL now; a rebuild catches it up. */
-            if (!w->cache_stale)
-                ka_log(KA_LOG_WARN, "cache update failed, will rebuild", "{s:s}", "error",
-                       w->rds ? err : "not connected");
+            ka_log(KA_LOG_WARN, "cache update failed, will rebuild", "{s:s}", "error", err);
             w->cache_stale = 1;
         }
     }
