@@ -434,9 +434,10 @@ ka_err_t ka_consumer_lag(ka_consumer_t *kc, const char *topic, int32_t partition
  * join state is up to a second old and proved no guide). Nor can they say
  * early whether a join is under way (the first ones may show no broker up
  * yet), so only a broker out of reach for CLOSE_UNREACHABLE_MS cuts the wait
- * short. A rebalance waits at most for a vanished member's session timeout
- * (10 s), well inside the 20 s drain. */
-#define CLOSE_SYNC_WAIT_MS 12000
+ * short. A rebalance waits for a vanished member's session timeout (10 s),
+ * and a storm of joins and leaves can chain two; a member that never got an
+ * assignment has no batch to drain, so most of the 20 s drain is its to wait. */
+#define CLOSE_SYNC_WAIT_MS 16000
 #define CLOSE_UNREACHABLE_MS 3000
 
 static int64_t mono_ms(void)
