@@ -7,10 +7,12 @@ deploy/local/deps); Kafka with confluent-kafka and the official protobuf
 runtime, as an outside system on the bus would.
 """
 import argparse
+import atexit
 import datetime
 import decimal
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +38,7 @@ def proto(proto_dir):
     global _pb
     if _pb is None:
         out = tempfile.mkdtemp(prefix="ka-fault-pb-")
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
         files = sorted(os.path.join("ka/v1", f) for f in os.listdir(os.path.join(proto_dir, "ka/v1"))
                        if f.endswith(".proto"))
         subprocess.run(["protoc", f"-I{proto_dir}", f"--python_out={out}", *files], check=True)
