@@ -89,6 +89,9 @@ static const key_def_t keys[] = {
      "cap of the exponential back-off when a server is down", 0},
     {"KA_OUTBOX_BATCH", KEY_INT, "500", 1, 100000, NULL,
      "most outbox rows the relay publishes per round", 0},
+    {"KA_OUTBOX_LEADER_IDLE_MS", KEY_INT, "30000", 1000, 3600000, NULL,
+     "how long the publishing relay may stay silent (its process paused or frozen) before "
+     "PostgreSQL ends its session and another instance takes over publishing", 0},
     {"KA_KAFKA_MESSAGE_TIMEOUT_MS", KEY_INT, "30000", 1000, 900000, NULL,
      "how long the outbox relay tries to deliver a message before it counts as failed and is "
      "sent again later", 0},

@@ -23,6 +23,7 @@ struct ka_relay {
     ka_producer_t *kp;
     int leader;
     int batch;
+    char leader_idle[24]; /* KA_OUTBOX_LEADER_IDLE_MS, as the query's parameter */
     int64_t next_backlog_ms;
 };
 
@@ -133,6 +134,8 @@ ka_relay_t *ka_relay_new(const ka_config_t *cfg, char *errstr, size_t errlen)
     pthread_once(&metrics_once, metrics_init);
     relay->cfg = cfg;
     relay->batch = (int)ka_config_int(cfg, "KA_OUTBOX_BATCH");
+    snprintf(relay->leader_idle, sizeof relay->leader_idle, "%lld",
+             (long long)ka_config_int(cfg, "KA_OUTBOX_LEADER_IDLE_MS"));
     relay->pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), errstr, errlen);
     if (!relay->pg)
         goto fail;
@@ -337,8 +340,16 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
             return KA_ERR;
     }
     if (!relay->leader) {
-        rc = ka_pg_query(relay->pg, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", 0, NULL,
-                         read_lock, &relay->leader, errstr, errlen);
+        /* The lock is the session's: a leader whose process is paused or
+         * frozen would keep it, and every instance's output would wait for
+         * it. PostgreSQL ends a session idle longer than this, the lock goes
+         * with it and another relay takes over (re-sent rows keep their
+         * ids). A live leader queries every round, far more often. */
+        ka_pg_param_t idle = {relay->leader_idle, 0, 0};
+        rc = ka_pg_query(relay->pg,
+                         "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY "), "
+                         "set_config('idle_session_timeout', $1, false)",
+                         1, &idle, read_lock, &relay->leader, errstr, errlen);
         ka_metrics_set(m_leader, relay->leader);
         if (rc == KA_OK && !relay->leader)
             note_backlog(relay, 0); /* another process publishes: still worth watching */

@@ -19,6 +19,7 @@ import time
 from faultlib import KINDS, Env, Run, Scenario, report
 
 SESSION_TIMEOUT_S = 10  # session.timeout.ms in common/ka_kafka.c
+LEADER_IDLE_MS = 4000
 
 
 def main():
@@ -35,7 +36,10 @@ def main():
         cut1, cut2, cut3 = len(ev) // 4, len(ev) // 2, 3 * len(ev) // 4
         # A collects a batch for three seconds, so a pause lands while it
         # holds events it has not committed.
-        zombies = {k: run.worker(k, 0, {"KA_BATCH_MAX_EVENTS": "100000", "KA_BATCH_MAX_MS": "3000"})
+        # A paused relay leader loses its PostgreSQL session, and with it the
+        # leadership, after KA_OUTBOX_LEADER_IDLE_MS.
+        zombies = {k: run.worker(k, 0, {"KA_BATCH_MAX_EVENTS": "100000", "KA_BATCH_MAX_MS": "3000",
+                                        "KA_OUTBOX_LEADER_IDLE_MS": str(LEADER_IDLE_MS)})
                    .start() for k in KINDS}
         run.produce(ev[:cut1])
         run.wait_caught_up(KINDS)
@@ -45,13 +49,20 @@ def main():
             z.pause()
         faults += len(zombies)
         paused_at = time.monotonic()
-        takers = {k: run.worker(k, 1, {"KA_BATCH_MAX_EVENTS": "50"}).start() for k in KINDS}
+        takers = {k: run.worker(k, 1, {"KA_BATCH_MAX_EVENTS": "50",
+                                       "KA_OUTBOX_LEADER_IDLE_MS": str(LEADER_IDLE_MS)})
+                  .start() for k in KINDS}
+        unpublished_before = run.unpublished()
         run.produce(ev[cut1 + 150:cut2])
-        # B can only take over once A's session has expired. The outbox may
-        # wait: the relay has one leader per database (an advisory lock), and
-        # a paused leader publishes again only when it resumes.
-        run.wait_caught_up(KINDS, timeout=90, outbox=False)
+        # B can only take over once A's session has expired. The outbox too
+        # is published while every zombie sleeps: the relay leader among them
+        # lost its session, and a taker's relay took the lock.
+        run.wait_caught_up(KINDS, timeout=90)
         assert time.monotonic() - paused_at >= SESSION_TIMEOUT_S - 1, "B committed before A expired?"
+        leaders = sum(int(t.metric("ka_outbox_relay_leader") or 0) for t in takers.values())
+        assert leaders == 1, f"{leaders} takers lead the outbox relay while the zombies sleep"
+        print(f"outbox published by a taker while the zombies slept "
+              f"({unpublished_before} rows were waiting at the pause)", flush=True)
         for z in zombies.values():
             assert z.alive(), f"zombie {z.kind} died: {z.log_path}"
             z.resume()
