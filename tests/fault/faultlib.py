@@ -281,7 +281,13 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         self.org = oracle.Org(parent, manager)
 
     def worker_env(self, kind):
+        # Each worker runs as its least-privilege role (0012_worker_roles.sql),
+        # as deployments do; a later user= overrides the DSN's.
+        dsn = self.env.pg_dsn
+        if "=" in dsn and not dsn.startswith(("postgres://", "postgresql://")):
+            dsn = f"{dsn} user=ka_{kind}_worker"
         return {
+            "KA_PG_DSN": dsn,
             "KA_TOPIC_OPPORTUNITY": self.topics["opportunity"], "KA_TOPIC_VISIT": self.topics["visit"],
             "KA_TOPIC_ORDER": self.topics["order"], "KA_TOPIC_ALERT": self.topics["alert"],
             "KA_TOPIC_DEADLETTER": self.topics["deadletter"],
