@@ -70,11 +70,21 @@ int csvfile_read(const char *path, csvfile_t *out, char *errstr, size_t errlen)
             n -= 3;
         }
         first = 0;
+        /* A value would end at the NUL without a word: not a text file. */
+        if (memchr(data, '\0', n)) {
+            snprintf(errstr, errlen, "%s:%d: a NUL byte: not a CSV text file", path, r.line);
+            rc = -1;
+            break;
+        }
         if (csv_parse(&p, data, n, on_field, on_record, &r) != n) {
             snprintf(errstr, errlen, "%s:%d: %s", path, r.line, csv_strerror(csv_error(&p)));
             rc = -1;
             break;
         }
+    }
+    if (rc == 0 && ferror(fp)) {
+        snprintf(errstr, errlen, "%s: could not read: %s", path, strerror(errno));
+        rc = -1;
     }
     if (rc == 0)
         csv_fini(&p, on_field, on_record, &r);

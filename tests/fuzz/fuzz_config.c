@@ -9,40 +9,17 @@
 #include <unistd.h>
 
 #include "fuzz_contract.h"
+#include "fuzz_tempfile.h"
 #include "ka_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char path[64];
-
-static void remove_temp(void)
-{
-    if (path[0])
-        unlink(path);
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-    if (!path[0]) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/ka-fuzz-config-XXXXXX", dir && *dir ? dir : "/tmp");
-        int fd = mkstemp(path);
-        FUZZ_REQUIRE(fd >= 0);
-        close(fd);
-        atexit(remove_temp);
-    }
-    FILE *f = fopen(path, "wb");
-    FUZZ_REQUIRE(f != NULL);
-    FUZZ_REQUIRE(size == 0 || fwrite(data, 1, size, f) == size);
-    FUZZ_REQUIRE(fclose(f) == 0);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *const env[] = {NULL};
     char err[KA_ERRSTR_SIZE];
 
-    write_input(data, size);
+    const char *path = fuzz_write_temp("config", data, size);
     memset(err, 0x5a, sizeof err);
     ka_config_t *cfg = ka_config_load_env("fuzz-worker", path, env, err, sizeof err);
     if (cfg) {
