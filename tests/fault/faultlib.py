@@ -49,6 +49,13 @@ def proto(proto_dir):
     return _pb
 
 
+def seed_of(args):
+    """The stream's seed: --seed, else the clock; printed so a failure replays."""
+    seed = args.seed if args.seed is not None else int(time.time())
+    print(f"seed {seed}", flush=True)
+    return seed
+
+
 def report(test, faults_injected, events_compared):
     """The one line each fault test prints (issue 8: faults injected, events compared)."""
     print(f"FAULT-REPORT test={test} faults={faults_injected} events={events_compared}", flush=True)

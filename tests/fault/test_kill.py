@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report
+from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 
 KILLS_PER_KIND = 8
 RATE = 25  # events per second: the stream outlasts the kills
@@ -40,8 +40,7 @@ def killer(w, rnd, kills, done):
 def main():
     args = Env.parser(__doc__).parse_args()
     env = Env.from_environ(args)
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     rnd = random.Random(seed)
     with Run(env, "kill") as run:
         # Unauthorized owner changes feed the outbox (dead letters, alerts), so

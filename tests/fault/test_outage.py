@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from faultlib import KINDS, Env, Run, Scenario, report
+from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 from stacklib import PrivateStack
 
 EVENTS = 900
@@ -100,8 +100,7 @@ def main():
     args = ap.parse_args()
     if not args.kactl:
         raise SystemExit("--kactl is needed to migrate the private stack")
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     mode = args.server
     with PrivateStack(args.kactl, mode) as st:
         env = Env.from_environ(args)

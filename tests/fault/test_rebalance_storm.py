@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report
+from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 
 RATE = 40  # events per second
 
@@ -40,8 +40,7 @@ def churn(w, rnd, done, moves):
 def main():
     args = Env.parser(__doc__).parse_args()
     env = Env.from_environ(args)
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     rnd = random.Random(seed)
     batch = {"KA_BATCH_MAX_EVENTS": "30", "KA_BATCH_MAX_MS": "200"}
     with Run(env, "storm") as run:

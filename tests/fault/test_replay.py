@@ -14,9 +14,8 @@ unchanged; a rejected event is judged again, so dead letters are left to the
 oracle's count)."""
 import subprocess
 import sys
-import time
 
-from faultlib import KINDS, Env, Run, Scenario, report
+from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 
 
 def fingerprint(run):
@@ -57,8 +56,7 @@ def main():
     env = Env.from_environ(args)
     if not env.kactl:
         raise SystemExit("--kactl is required")
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     with Run(env, "replay") as run:
         sc = Scenario(run, seed, n_events=900, duplicates=0.3, reorder=True, stale=0.1)
         print(f"{len(sc.events)} events: {sc.duplicates} duplicates, {sc.stale_events} stale, "

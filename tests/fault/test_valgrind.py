@@ -10,10 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import faultlib
-from faultlib import Env, Run, Scenario, report
+from faultlib import Env, Run, Scenario, report, seed_of
 
 VALGRIND_EXIT = 99
 
@@ -44,8 +43,7 @@ def main():
     ap.add_argument("--kind", default="opportunity")
     args = ap.parse_args()
     env = Env.from_environ(args)
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     with Run(env, "valgrind") as run:
         sc = Scenario(run, seed, n_events=150, kinds=(args.kind,), duplicates=0.05, stale=0.05,
                       unauthorized=0.05)

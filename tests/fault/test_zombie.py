@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report
+from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 
 SESSION_TIMEOUT_S = 10  # session.timeout.ms in common/ka_kafka.c
 LEADER_IDLE_MS = 4000
@@ -27,8 +27,7 @@ def main():
     env = Env.from_environ(args)
     if not env.kactl:
         raise SystemExit("--kactl is required")
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"seed {seed}", flush=True)
+    seed = seed_of(args)
     faults = 0
     with Run(env, "zombie") as run:
         sc = Scenario(run, seed, n_events=1500, duplicates=0.05, stale=0.03)
