@@ -178,6 +178,40 @@ void it_free_msgs(it_msgs_t *msgs)
     ka_config_free(msgs->cfg);
 }
 
+size_t it_drop_resent(it_msgs_t *msgs)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < msgs->n; i++) {
+        ka_msg_t *m = msgs->m[i];
+        char *id = it_header(m, "ce_id");
+        size_t first = kept;
+        for (size_t k = 0; id[0] && k < kept; k++) {
+            char *other = it_header(msgs->m[k], "ce_id");
+            int same = strcmp(id, other) == 0;
+            free(other);
+            if (same) {
+                first = k;
+                break;
+            }
+        }
+        free(id);
+        if (first == kept) {
+            msgs->m[kept++] = m;
+            continue;
+        }
+        const ka_msg_t *f = msgs->m[first];
+        assert_int_equal(m->len, f->len);
+        assert_memory_equal(m->payload, f->payload, m->len);
+        assert_int_equal(m->key_len, f->key_len);
+        if (m->key_len)
+            assert_memory_equal(m->key, f->key, m->key_len);
+        ka_msg_free(m);
+        dropped++;
+    }
+    msgs->n = kept;
+    return dropped;
+}
+
 char *it_header(const ka_msg_t *m, const char *name)
 {
     const void *v = NULL;

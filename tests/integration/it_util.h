@@ -53,6 +53,12 @@ typedef struct it_msgs {
 it_msgs_t it_consume_all(const ka_config_t *cfg, const char *topic, size_t want, int timeout_ms);
 void it_free_msgs(it_msgs_t *msgs);
 
+/* The outbox publishes at least once: a delivery that timed out is sent again
+ * with the same ce_id. Drops such re-sent copies from msgs (failing the test
+ * unless each carries the same key and bytes as the first) and returns how
+ * many it dropped, so a test counts distinct events as a consumer would. */
+size_t it_drop_resent(it_msgs_t *msgs);
+
 /* The value of a header as a NUL-terminated copy ("" when absent); free it. */
 char *it_header(const ka_msg_t *m, const char *name);
 
