@@ -607,8 +607,11 @@ def check_dockerfile(root, wk, binaries):
         problems.append(f"runtime stage is FROM {run_from!r}, not debian:12-slim")
     R.check("Dockerfile: a Debian 12 build stage and a debian:12-slim runtime stage", problems)
 
+    # The product's packages only: deploy/local/deps lists the tests' own
+    # tools (test_tools) apart, and the image needs none of them.
     deps = read(os.path.join(root, "deploy/local/deps"))
-    devs = sorted(set(re.findall(r"\b(lib[\w.+-]+-dev)\b", deps)))
+    block = re.search(r"^packages=\((.*?)^\)", deps, re.S | re.M)
+    devs = sorted(set(re.findall(r"\b(lib[\w.+-]+-dev)\b", block.group(1) if block else deps)))
     build_pkgs, run_pkgs = set(apt_packages(build)), set(apt_packages(runtime))
     problems = [f"build stage lacks {p} (deploy/local/deps has it)" for p in devs + BUILD_TOOLS
                 if p not in build_pkgs]
