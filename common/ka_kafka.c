@@ -447,6 +447,11 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Consumers left to the process's exit (see ka_consumer_free); kept
+ * reachable on purpose. */
+static ka_consumer_t *abandoned[16];
+static size_t nabandoned;
+
 void ka_consumer_free(ka_consumer_t *kc)
 {
     if (!kc)
@@ -458,6 +463,15 @@ void ka_consumer_free(ka_consumer_t *kc)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kc->rk, 100);
         if (m) /* not processed: the stored offsets stay where they are */
             rd_kafka_message_destroy(m);
+    }
+    if (!kc->synced && kc->broker_up && nabandoned < sizeof abandoned / sizeof abandoned[0]) {
+        /* Still joining after the wait: closing now would abort the process
+         * (librdkafka #4312). Leave the handle to the exit instead; the group
+         * drops the member after its session timeout, and the offsets live in
+         * PostgreSQL, so nothing is lost or read twice. */
+        ka_log(KA_LOG_WARN, "consumer still joining its group at close: left to the exit", NULL);
+        abandoned[nabandoned++] = kc;
+        return;
     }
     rd_kafka_consumer_close(kc->rk);
     rd_kafka_destroy(kc->rk);
