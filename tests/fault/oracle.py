@@ -1,6 +1,8 @@
 """The fault suite's reference model: what the stored state must be after a
 given event log, recomputed from the rules of DOMAIN.md (and the choices of
-docs/domain-choices.md) with none of the workers' code.
+docs/domain-choices.md) with none of the workers' code: the opportunities and
+their funnel, actuals, visited accounts, the forecast per node and period (raw
+and adjusted, quota, coverage, gap) and the planning feed.
 
 The log is a list of plain dicts, one per event as produced (duplicates and
 all), in the order each key's events were produced; Kafka keeps per-key order,
@@ -10,6 +12,7 @@ Kept deliberately small: a dict per entity, one function per event kind, sums
 recomputed from the final entities instead of maintained as deltas.
 """
 import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 # DOMAIN.md section 1, the 8-stage funnel of seed 003 (the default
 # definition, `default-8`): win probability in basis points.
@@ -17,6 +20,15 @@ DEFINITION = "default-8"
 STAGE_BP = {"01": 1000, "02": 2000, "03": 3000, "04": 4000, "05": 5000, "06": 7000,
             "07": 9000, "08": 10000, "LOST": 0}
 WON_STAGE, LOST_STAGE = "08", "LOST"
+# The stages' default forecast categories (seed 003, 0002_default_funnels.sql).
+STAGE_CATEGORY = {"01": "pipeline", "02": "pipeline", "03": "pipeline", "04": "pipeline",
+                  "05": "best_case", "06": "best_case", "07": "commit", "08": "closed",
+                  "LOST": "omitted"}
+# What a confirmed open deal can count as; closed is booked revenue only.
+FORECAST_CATEGORIES = ("commit", "best_case", "pipeline")
+# The figures of a node-period, in the order the comparisons use.
+FIGURES = ("closed", "commit", "best_case", "pipeline", "weighted_pipeline")
+ADJUSTABLE = ("closed", "commit", "best_case", "pipeline")
 OPEN_STAGES = ("01", "02", "03", "04", "05", "06", "07")
 # The alerts that are pure functions of the log. The others are raised by
 # periodic scans on the worker's clock, or from org-wide data (tiers, health
@@ -31,6 +43,17 @@ def month_of(ms):
 
 def weighted(amount, bp):
     return (amount * bp + 5000) // 10000  # rounded half up (domain-choices.md)
+
+
+def quarter_of(start):
+    """The quarter's first day of a "YYYY-MM-01" month."""
+    y, m = int(start[:4]), int(start[5:7])
+    return f"{y:04d}-{(m - 1) // 3 * 3 + 1:02d}-01"
+
+
+def weighted_quantity(qty_milli, bp):
+    """Quantity x probability, to four decimals, half up."""
+    return (Decimal(qty_milli) * bp / 10**7).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 class Org:
@@ -54,6 +77,17 @@ class Org:
         # 只有其上级才能更换: the manager of a strict ancestor of the owner.
         return any(self.manager.get(a) == actor for a in self.ancestors(owner, strict=True))
 
+    def may_adjust(self, actor, node):
+        # 修订销售预测: the node's manager or a superior's.
+        return any(self.manager.get(a) == actor for a in self.ancestors(node))
+
+    def division_of(self, node):
+        """The top of the modelled tree: a run's subtree is one division."""
+        return self.ancestors(node)[-1]
+
+    def children(self, node):
+        return [n for n, p in self.parent.items() if p == node]
+
     def nodes(self):
         return set(self.parent)
 
@@ -69,6 +103,8 @@ class Model:
         self.alerts = []          # transitions, in the order they happen per subject
         self.firing = {}          # (type, subject) -> starts_at_ms
         self.applied = 0
+        self.adjustments = {}     # (node, kind, start, category) -> [(t, seq, amount or None)]
+        self.forecast_dead_letters = []
 
     # -- opportunities (DOMAIN.md 4, domain-choices "Opportunities") -----------
     def _alert(self, subject, status, start, at):
@@ -88,7 +124,9 @@ class Model:
                 return "already_exists"
             self.opps[e["opportunity_id"]] = {
                 "id": e["opportunity_id"], "owner": e["owner"], "stage": e["stage"],
-                "amount": e["amount"], "status": "open", "last_t": t}
+                "amount": e["amount"], "status": "open", "last_t": t,
+                "lines": list(e.get("lines", ())), "close": e.get("close"), "confs": {},
+                "closed_t": None}
             return None
         if o is None:
             self.dead_letters.append(e["event_id"])
@@ -96,7 +134,16 @@ class Model:
         if t < o["last_t"]:
             return "stale"  # recorded, never rolls the state back
         if kind == "updated":
-            o["amount"] = e["amount"]
+            if "amount" in e:
+                o["amount"] = e["amount"]
+            if "close" in e:
+                o["close"] = e["close"]
+            if "lines" in e:  # replace_lines
+                o["lines"] = list(e["lines"])
+        elif kind == "confirmed":
+            # 商机确认: one per period; confirming a period again replaces it.
+            # Accepted on a closed deal too: it counts once the deal reopens.
+            o["confs"][tuple(e["period"])] = (t, e.get("category"))
         elif kind == "stage_changed":
             o["stage"] = e["stage"]
             o["status"] = "open"
@@ -115,10 +162,12 @@ class Model:
                 return "already_closed"  # closes once
             o["stage"] = WON_STAGE if kind == "won" else LOST_STAGE
             o["status"] = kind
+            o["closed_t"] = t
             self._resolve_unauthorized(o, t)
         elif kind == "reopened":
             o["stage"] = e["stage"]
             o["status"] = "open"
+            o["closed_t"] = None
         else:
             raise ValueError(f"oracle: unknown opportunity event type {kind!r}")
         o["last_t"] = t
@@ -164,6 +213,16 @@ class Model:
             a["man"] = e["man"]
         return None
 
+    # -- managers' adjustments (DOMAIN.md 5, domain-choices "Forecast") --------
+    def adjustment(self, e):
+        if not self.org.may_adjust(e["actor"], e["node"]):
+            self.forecast_dead_letters.append(e["event_id"])
+            return "rejected"
+        kind, start = e["period"]
+        self.adjustments.setdefault((e["node"], kind, start, e["category"]), []).append(
+            (e["t"], len(self.seen), e["amount"]))
+        return None
+
     def apply(self, e):
         ident = (e["kind"], e["event_id"])
         if ident in self.seen:
@@ -178,8 +237,124 @@ class Model:
         return result
 
 
-def expected(log, org):
-    """The whole expected outcome of a log: a dict of plain values."""
+def _latest(confs, kinds):
+    """The latest confirmation among those of `kinds`: (t, start, category)."""
+    best = None
+    for (kind, start), (t, category) in confs.items():
+        if kind in kinds and (best is None or (t, start) > best[:2]):
+            best = (t, start, category)
+    return best
+
+
+def _forecast(m, org, quotas, actuals):
+    """Per (node, period kind, period start) of the run's tree: raw and
+    adjusted figures (FIGURES order), quota, coverage and gap of each."""
+    own, keys = {}, set()
+
+    def add(node, kind, start, figure, amount):
+        f = own.setdefault((node, kind, start), dict.fromkeys(FIGURES, 0))
+        f[figure] += amount
+        keys.add((node, kind, start))
+
+    for o in m.opps.values():
+        if o["status"] != "open":
+            continue
+        # One month (the latest month confirmation) and one quarter (the
+        # latest of a quarter or of a month in it): never counted twice.
+        for kind, c in (("month", _latest(o["confs"], ("month",))),
+                        ("quarter", _latest(o["confs"], ("month", "quarter")))):
+            if c is None:
+                continue
+            category = c[2] or STAGE_CATEGORY[o["stage"]]
+            if category not in FORECAST_CATEGORIES:
+                continue
+            start = c[1] if kind == "month" else quarter_of(c[1])
+            add(o["owner"], kind, start, category, o["amount"])
+            add(o["owner"], kind, start, "weighted_pipeline",
+                weighted(o["amount"], STAGE_BP[o["stage"]]))
+    for (_, _, rep, month), (amount, _) in actuals.items():
+        add(rep, "month", month, "closed", amount)
+        add(rep, "quarter", quarter_of(month), "closed", amount)
+    for node, kind, start, _ in m.adjustments:
+        keys.add((node, kind, start))
+    for node, kind, start in list(keys):
+        for a in org.ancestors(node, strict=True):
+            keys.add((a, kind, start))
+
+    def in_force(node, kind, start, figure, raw):
+        history = m.adjustments.get((node, kind, start, figure))
+        if not history:
+            return raw
+        amount = max(history, key=lambda h: h[:2])[2]
+        return raw if amount is None else amount  # withdrawn: back to raw
+
+    memo = {}
+
+    def figures(node, kind, start):
+        if (node, kind, start) not in memo:
+            base = own.get((node, kind, start), dict.fromkeys(FIGURES, 0))
+            raw = {}
+            for f in FIGURES:
+                raw[f] = base[f] + sum(figures(c, kind, start)[1][f] for c in org.children(node))
+            adj = {f: in_force(node, kind, start, f, raw[f]) for f in FIGURES}
+            memo[(node, kind, start)] = (raw, adj)
+        return memo[(node, kind, start)]
+
+    out = {}
+    for node, kind, start in keys:
+        raw, adj = figures(node, kind, start)
+        if not any(raw.values()) and not any(adj.values()):
+            continue
+        quota = quotas.get((node, kind, start))
+
+        def coverage(f):
+            if quota is None or quota - f["closed"] <= 0:
+                return None
+            return (f["commit"] + f["best_case"] + f["pipeline"]) * 10000 // (quota - f["closed"])
+
+        def gap(f):
+            return None if quota is None else quota - (f["closed"] + f["commit"])
+
+        out[(node, kind, start)] = {
+            "raw": tuple(raw[f] for f in FIGURES), "adjusted": tuple(adj[f] for f in FIGURES),
+            "quota": quota, "raw_coverage": coverage(raw), "adjusted_coverage": coverage(adj),
+            "raw_gap": gap(raw), "adjusted_gap": gap(adj)}
+    return out
+
+
+def _planning(m, org):
+    """Per (sku, month, division): (weighted quantity, committed quantity)."""
+    out = {}
+
+    def add(o, month, bp, committed):
+        division = org.division_of(o["owner"])
+        for sku, qty_milli in o["lines"]:
+            w, c = out.get((sku, month, division), (Decimal(0), Decimal(0)))
+            out[(sku, month, division)] = (
+                w + weighted_quantity(qty_milli, bp),
+                c + (Decimal(qty_milli) / 1000 if committed else 0))
+
+    for o in m.opps.values():
+        if o["status"] == "won":
+            # Won: committed demand in the month it was won.
+            add(o, month_of(o["closed_t"]), 0, True)
+        elif o["status"] == "open":
+            mc, qc = _latest(o["confs"], ("month",)), _latest(o["confs"], ("month", "quarter"))
+            last = mc if qc is None or (mc is not None and mc[0] >= qc[0]) else qc
+            if last is None:
+                continue
+            category = last[2] or STAGE_CATEGORY[o["stage"]]
+            if category not in FORECAST_CATEGORIES:
+                continue
+            # The month it is expected to close, else the confirmed period's.
+            month = o["close"][:7] + "-01" if o["close"] else last[1]
+            add(o, month, STAGE_BP[o["stage"]], category == "commit")
+    return {k: v for k, v in out.items() if v[0] or v[1]}
+
+
+def expected(log, org, quotas=None):
+    """The whole expected outcome of a log: a dict of plain values. quotas:
+    (node, period kind, period start) -> amount, the reference data loaded."""
     m = Model(org)
     for e in log:
         m.apply(e)
@@ -215,7 +390,10 @@ def expected(log, org):
         "actuals": {k: tuple(v) for k, v in actuals.items() if v[0] or v[1]},
         "rollup": {k: v for k, v in rollup.items() if v},
         "accounts": {k: dict(v) for k, v in m.accounts.items()},
+        "forecast": _forecast(m, org, quotas or {}, actuals),
+        "planning": _planning(m, org),
         "dead_letters": sorted(m.dead_letters),
+        "forecast_dead_letters": sorted(m.forecast_dead_letters),
         "alerts": list(m.alerts),
         "firing": {subject: start for (_, subject), start in m.firing.items()},
         "applied": m.applied,
@@ -284,6 +462,88 @@ def _self_check():
     assert x["applied"] == 10, x["applied"]
 
 
+def _self_check_forecast():
+    org = Org({"div": None, "team": "div", "r1": "team", "r2": "team"},
+              {"div": "u-div", "team": "u-team"})
+    day = 86400000
+    t0 = 1767225600000  # 2026-01-01T00:00:00Z
+    jan, feb, q1, q2 = "2026-01-01", "2026-02-01", "2026-01-01", "2026-04-01"
+
+    def opp(eid, oid, t, kind, **f):
+        return {"kind": "opportunity", "event_id": eid, "opportunity_id": oid, "t": t,
+                "type": kind, **f}
+
+    def adj(eid, t, actor, node, period, category, amount):
+        return {"kind": "adjustment", "event_id": eid, "t": t, "actor": actor, "node": node,
+                "period": period, "category": category, "amount": amount}
+
+    log = [
+        # A: stage 05 (best case, 50%), 2.5 units of p, closing in February.
+        opp("a1", "A", t0, "created", owner="r1", stage="05", amount=1000,
+            lines=[("p", 2500)], close="2026-02-15"),
+        opp("a2", "A", t0 + 1, "confirmed", period=("month", jan), category=None),
+        opp("a3", "A", t0 + 2, "confirmed", period=("quarter", q2), category="commit"),
+        # B: stage 07 (commit, 90%), no close date; omitted for January, then
+        # confirmed for February, which moves it.
+        opp("b1", "B", t0, "created", owner="r2", stage="07", amount=2000,
+            lines=[("p", 1000), ("q", 3000)], close=None),
+        opp("b2", "B", t0 + 1, "confirmed", period=("month", jan), category="omitted"),
+        opp("b3", "B", t0 + 2, "confirmed", period=("month", feb), category=None),
+        # C: confirmed, then won in February: out of the forecast, committed demand.
+        opp("c1", "C", t0, "created", owner="r2", stage="01", amount=500,
+            lines=[("q", 1000)], close=None),
+        opp("c2", "C", t0 + 1, "confirmed", period=("month", jan), category=None),
+        opp("c3", "C", t0 + 40 * day, "won"),
+        {"kind": "order", "event_id": "s1", "order_id": "X", "account": "k1", "rep": "r1",
+         "status": "booked", "t": t0, "booked_at": t0, "lines": [("sku", 3, 100)]},
+        adj("j1", t0 + 10, "u-team", "team", ("month", jan), "commit", 5000),
+        adj("j2", t0 + 11, "u-out", "team", ("month", jan), "commit", 1),        # unauthorized
+        adj("j3", t0 + 12, "u-team", "r1", ("month", jan), "best_case", 0),
+        adj("j4", t0 + 13, "u-team", "r1", ("month", jan), "best_case", None),  # withdrawn
+        adj("j5", t0 + 14, "u-div", "div", ("quarter", q1), "pipeline", 7),
+    ]
+    quotas = {("team", "month", jan): 10000, ("div", "quarter", q1): 1000}
+    x = expected(log, org, quotas)
+
+    def row(raw, adjusted, quota=None, cov=(None, None), gap=(None, None)):
+        return {"raw": raw, "adjusted": adjusted, "quota": quota, "raw_coverage": cov[0],
+                "adjusted_coverage": cov[1], "raw_gap": gap[0], "adjusted_gap": gap[1]}
+
+    r1_jan = (300, 0, 1000, 0, 500)
+    team_jan_adj = (300, 5000, 1000, 0, 500)
+    b_feb = (0, 2000, 0, 0, 1800)
+    q1_team = (300, 2000, 0, 0, 1800)
+    a_q2 = (0, 1000, 0, 0, 500)
+    want = {
+        ("r1", "month", jan): row(r1_jan, r1_jan),
+        # coverage (0 + 1000 + 0) / (10000 - 300) = 1030 bp; adjusted 6000 / 9700 = 6185 bp
+        ("team", "month", jan): row(r1_jan, team_jan_adj, 10000, (1030, 6185), (9700, 4700)),
+        ("div", "month", jan): row(team_jan_adj, team_jan_adj),
+        ("r2", "month", feb): row(b_feb, b_feb), ("team", "month", feb): row(b_feb, b_feb),
+        ("div", "month", feb): row(b_feb, b_feb),
+        ("r1", "quarter", q1): row((300, 0, 0, 0, 0), (300, 0, 0, 0, 0)),
+        ("r2", "quarter", q1): row(b_feb, b_feb),
+        ("team", "quarter", q1): row(q1_team, q1_team),
+        # 2000 / (1000 - 300) = 28571 bp; adjusted 2007 / 700 = 28671 bp; gap 1000 - 2300
+        ("div", "quarter", q1): row(q1_team, (300, 2000, 0, 7, 1800), 1000, (28571, 28671),
+                                    (-1300, -1300)),
+        ("r1", "quarter", q2): row(a_q2, a_q2), ("team", "quarter", q2): row(a_q2, a_q2),
+        ("div", "quarter", q2): row(a_q2, a_q2),
+    }
+    assert x["forecast"] == want, {k: (x["forecast"].get(k), want.get(k))
+                                   for k in set(x["forecast"]) | set(want)
+                                   if x["forecast"].get(k) != want.get(k)}
+    assert x["forecast_dead_letters"] == ["j2"], x["forecast_dead_letters"]
+    assert x["dead_letters"] == [], x["dead_letters"]
+    # A (quarter confirmation is the latest: commit) in February, its close
+    # month: 2.5 x 50% = 1.25 weighted, 2.5 committed; B 0.9 / 1 of p and
+    # 2.7 / 3 of q; C won: 1 of q committed.
+    d = Decimal
+    assert x["planning"] == {("p", feb, "div"): (d("2.15"), d("3.5")),
+                             ("q", feb, "div"): (d("2.7"), d("4"))}, x["planning"]
+
+
 if __name__ == "__main__":
     _self_check()
+    _self_check_forecast()
     print("oracle self-check passed")
