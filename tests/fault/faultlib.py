@@ -29,6 +29,10 @@ import oracle
 KINDS = ("opportunity", "visit", "order")
 SERVICE = {"opportunity": "opportunity-worker", "visit": "visit-worker",
            "order": "order-worker", "forecast": "forecast-worker"}
+# The topic each worker consumes: the forecast worker reads managers'
+# adjustments from the opportunity topic (and the others' marks from PostgreSQL).
+INPUT = {"opportunity": "opportunity", "visit": "visit", "order": "order",
+         "forecast": "opportunity"}
 PARTITIONS = 3
 _pb = None
 
@@ -43,9 +47,11 @@ def proto(proto_dir):
                        if f.endswith(".proto"))
         subprocess.run(["protoc", f"-I{proto_dir}", f"--python_out={out}", *files], check=True)
         sys.path.insert(0, out)
-        from ka.v1 import alert_pb2, common_pb2, opportunity_pb2, order_pb2, visit_pb2
+        from ka.v1 import (alert_pb2, common_pb2, forecast_pb2, opportunity_pb2, order_pb2,
+                           planning_pb2, visit_pb2)
         _pb = argparse.Namespace(alert=alert_pb2, common=common_pb2, opp=opportunity_pb2,
-                                 order=order_pb2, visit=visit_pb2)
+                                 order=order_pb2, visit=visit_pb2, forecast=forecast_pb2,
+                                 planning=planning_pb2)
     return _pb
 
 
@@ -121,6 +127,12 @@ class Env:
     def redis_hash(self, key):
         lines = self.redis("HGETALL", key)
         return dict(zip(lines[0::2], lines[1::2]))
+
+
+def pg_array(values):
+    """A PostgreSQL array literal of plain ids, dates or numbers (no quoting
+    needed; the value travels as a psql variable)."""
+    return "{" + ",".join(str(v) for v in values) + "}"
 
 
 def free_port():
@@ -243,6 +255,11 @@ class Run:
         now = datetime.datetime.now(datetime.timezone.utc)
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         self.base_ms = int(month.timestamp() * 1000) - 20 * 60 * 1000
+        # The months the stream's forecast confirmations and adjustments name:
+        # the one it starts in, this one and the next.
+        first = datetime.datetime.fromtimestamp(self.base_ms / 1000, datetime.timezone.utc)
+        self.months = [f"{first.year + (first.month - 1 + i) // 12:04d}-"
+                       f"{(first.month - 1 + i) % 12 + 1:02d}-01" for i in range(3)]
         admin = AdminClient({"bootstrap.servers": env.brokers})
         for fut in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in
                                         self.topics.values()]).values():
@@ -259,6 +276,7 @@ class Run:
         self.reps = [f"rep{i}-{p}" for i in range(4)]
         self.team_managers = [f"u-team{t}-{p}" for t in range(2)]
         self.region_manager = f"u-reg-{p}"
+        self.division_manager = f"u-div-{p}"
         self.outsider = f"u-out-{p}"  # a user who manages nothing above anyone
         root = self.env.sql("SELECT id FROM org_node WHERE parent_id IS NULL")
         if not root:
@@ -266,8 +284,9 @@ class Run:
                              "(tests/run runs kactl load sample)")
         q = """
 INSERT INTO app_user (id, display_name) VALUES (:'rm', 'region manager'), (:'tm0', 'team manager'),
-    (:'tm1', 'team manager'), (:'out', 'outsider');
-INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'div', :'root', 'division', 'fault');
+    (:'tm1', 'team manager'), (:'out', 'outsider'), (:'dm', 'division manager');
+INSERT INTO org_node (id, parent_id, kind, name, manager_user_id)
+    VALUES (:'div', :'root', 'division', 'fault', :'dm');
 INSERT INTO org_node (id, parent_id, kind, name, manager_user_id)
     VALUES (:'reg', :'div', 'region', 'fault', :'rm');
 INSERT INTO org_node (id, parent_id, kind, name, manager_user_id)
@@ -276,6 +295,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
     (:'r1', :'t0', 'rep', 'r'), (:'r2', :'t1', 'rep', 'r'), (:'r3', :'t1', 'rep', 'r');
 """
         self.env.sql(q, root=root[0][0], div=self.division, reg=self.region, rm=self.region_manager,
+                     dm=self.division_manager,
                      tm0=self.team_managers[0], tm1=self.team_managers[1], out=self.outsider,
                      t0=self.teams[0], t1=self.teams[1], r0=self.reps[0], r1=self.reps[1],
                      r2=self.reps[2], r3=self.reps[3])
@@ -283,9 +303,27 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                   self.teams[0]: self.region, self.teams[1]: self.region,
                   self.reps[0]: self.teams[0], self.reps[1]: self.teams[0],
                   self.reps[2]: self.teams[1], self.reps[3]: self.teams[1]}
-        manager = {self.region: self.region_manager, self.teams[0]: self.team_managers[0],
-                   self.teams[1]: self.team_managers[1]}
+        manager = {self.division: self.division_manager, self.region: self.region_manager,
+                   self.teams[0]: self.team_managers[0], self.teams[1]: self.team_managers[1]}
         self.org = oracle.Org(parent, manager)
+        # Quotas (reference data) for the first two months and the quarter of
+        # the second: the third month has none, so its coverage and gap are
+        # absent. A rep's quota is small enough for closed revenue to pass
+        # it (coverage absent once quota - closed <= 0).
+        per_level = {self.division: 9_000_000, self.region: 9_000_000,
+                     self.teams[0]: 4_000_000, self.teams[1]: 4_000_000,
+                     **{r: 1_500_000 for r in self.reps}}
+        self.quotas = {}
+        for node, amount in per_level.items():
+            self.quotas[(node, "month", self.months[0])] = amount
+            self.quotas[(node, "month", self.months[1])] = amount
+            self.quotas[(node, "quarter", oracle.quarter_of(self.months[1]))] = amount * 3
+        keys = list(self.quotas)
+        self.env.sql("INSERT INTO quota (node_id, period_kind, period_start, amount_minor) "
+                     "SELECT * FROM unnest(:'n'::text[], :'k'::text[], :'s'::date[], "
+                     ":'a'::bigint[])",
+                     n=pg_array(k[0] for k in keys), k=pg_array(k[1] for k in keys),
+                     s=pg_array(k[2] for k in keys), a=pg_array(self.quotas[k] for k in keys))
 
     def worker_env(self, kind):
         # Each worker runs as its least-privilege role (0012_worker_roles.sql),
@@ -341,29 +379,52 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
     def stored_offsets(self, kind):
         rows = self.env.sql("SELECT partition, next_offset FROM consumer_offset "
                             "WHERE consumer_group = :'g' AND topic = :'t'",
-                            g=self.groups[kind], t=self.topics[kind])
+                            g=self.groups[kind], t=self.topics[INPUT[kind]])
         return {int(p): int(o) for p, o in rows}
 
     def unpublished(self):
         rows = self.env.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic "
-                            "IN (:'a', :'d', :'o')", a=self.topics["alert"],
-                            d=self.topics["deadletter"], o=self.topics["opportunity"])
+                            "IN (:'a', :'d', :'o', :'f', :'p')", a=self.topics["alert"],
+                            d=self.topics["deadletter"], o=self.topics["opportunity"],
+                            f=self.topics["forecast"], p=self.topics["planning"])
         return int(rows[0][0])
+
+    def forecast_pending(self):
+        """What the forecast worker has still to do: marks not yet taken (any
+        run's: it takes them in order) and this run's forecast and planning
+        rows changed since their last event."""
+        rows = self.env.sql(
+            "SELECT (SELECT count(*) FROM forecast_dirty), "
+            "(SELECT count(*) FROM forecast WHERE node_id = ANY(:'n'::text[]) "
+            "AND revision > emitted_revision), "
+            "(SELECT count(*) FROM planning_feed WHERE division_node_id = :'d' "
+            "AND revision > emitted_revision)",
+            n=pg_array(sorted(self.org.nodes())), d=self.division)
+        marks, forecasts, planning = (int(v) for v in rows[0])
+        return {k: v for k, v in (("marks", marks), ("forecast rows", forecasts),
+                                  ("planning rows", planning)) if v}
 
     def wait_caught_up(self, kind, timeout=120, outbox=True):
         """Until the stored offsets of `kind` (or of each kind in a tuple)
-        reach the end of its input topic and (unless outbox=False) this run's
-        outbox is published."""
+        reach the end of its input topic, the forecast worker (when among
+        them) has recomputed and published every change, and (unless
+        outbox=False) this run's outbox is published."""
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         deadline = time.monotonic() + timeout
         while True:
             behind = {}
             for k in kinds:
-                high = self.high_watermarks(self.topics[k])
+                high = self.high_watermarks(self.topics[INPUT[k]])
                 stored = self.stored_offsets(k)
                 lag = {p: h - stored.get(p, 0) for p, h in high.items() if h > stored.get(p, 0)}
                 if lag:
                     behind[k] = lag
+            # In this order: the offsets are stored with the marks, the marks
+            # taken with the revisions, the revisions emitted into the outbox.
+            if not behind and "forecast" in kinds:
+                pending = self.forecast_pending()
+                if pending:
+                    behind["forecast"] = pending
             unpublished = self.unpublished() if outbox else 0
             if not behind and unpublished == 0:
                 return
@@ -397,7 +458,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
     # -- checks ----------------------------------------------------------------
     def compare(self, scenario):
         """PostgreSQL and Redis against the oracle; AssertionError with a diff."""
-        x = oracle.expected(scenario.log, self.org)
+        x = oracle.expected(scenario.log, self.org, self.quotas)
         diffs, rows = [], 0
         nodes = sorted(self.org.nodes())
         nodes_arr = "{" + ",".join(nodes) + "}"
@@ -444,6 +505,18 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                                g=self.groups["opportunity"])
             check("dead_letter rows (PostgreSQL)", {"count": int(got[0][0])},
                   {"count": len(x["dead_letters"])})
+        if scenario.forecast:
+            check("forecast (PostgreSQL)", self.stored_forecast(), x["forecast"])
+            got = {(r[0], r[1], r[2]): (decimal.Decimal(r[3]), decimal.Decimal(r[4]))
+                   for r in self.env.sql(
+                       "SELECT sku, period_month::text, division_node_id, weighted_quantity, "
+                       "committed_quantity FROM planning_feed WHERE division_node_id = :'d' "
+                       "AND (weighted_quantity, committed_quantity) <> (0, 0)", d=self.division)}
+            check("planning_feed (PostgreSQL)", got, x["planning"])
+            got = self.env.sql("SELECT count(*) FROM dead_letter WHERE consumer_group = :'g'",
+                               g=self.groups["forecast"])
+            check("dead_letter rows of the forecast worker (PostgreSQL)",
+                  {"count": int(got[0][0])}, {"count": len(x["forecast_dead_letters"])})
         if "order" in scenario.kinds:
             got = {r[0]: {"status": r[1], "total": int(r[2])} for r in self.env.sql(
                 "SELECT id, status, total_amount_minor FROM sales_order WHERE starts_with(id, :'p')",
@@ -498,6 +571,26 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return argparse.Namespace(events_compared=len(scenario.log), rows_compared=rows,
                                   expected=x)
 
+    def stored_forecast(self):
+        """This run's forecast rows with a figure other than zero, in the
+        oracle's shape (None for NULL)."""
+        got = {}
+        for r in self.env.sql(
+                "SELECT node_id, period_kind, period_start::text, raw_closed_minor, "
+                "raw_commit_minor, raw_best_case_minor, raw_pipeline_minor, "
+                "raw_weighted_pipeline_minor, adj_closed_minor, adj_commit_minor, "
+                "adj_best_case_minor, adj_pipeline_minor, adj_weighted_pipeline_minor, "
+                "quota_minor, raw_coverage_bp, adj_coverage_bp, raw_gap_minor, adj_gap_minor "
+                "FROM forecast WHERE node_id = ANY(:'n'::text[])",
+                n=pg_array(sorted(self.org.nodes()))):
+            v = [None if c == "" else int(c) for c in r[3:]]
+            raw, adjusted = tuple(v[0:5]), tuple(v[5:10])
+            if any(raw) or any(adjusted):
+                got[(r[0], r[1], r[2])] = {
+                    "raw": raw, "adjusted": adjusted, "quota": v[10], "raw_coverage": v[11],
+                    "adjusted_coverage": v[12], "raw_gap": v[13], "adjusted_gap": v[14]}
+        return got
+
     def read_topic(self, topic, timeout=60):
         """Every message of `topic` from the start up to its current end."""
         high = self.high_watermarks(topic)
@@ -525,10 +618,15 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         the oracle's events lost, per-key order as committed, and a re-send
         only with the same id and the same bytes."""
         pb = proto(self.env.proto_dir)
-        x = oracle.expected(scenario.log, self.org)
+        x = oracle.expected(scenario.log, self.org, self.quotas)
         problems = []
         stats = {"messages": 0, "distinct": 0, "resent": 0}
-        for which in ("alert", "deadletter"):
+        expected_dead = {SERVICE["opportunity"]: x["dead_letters"]}
+        outputs = ("alert", "deadletter")
+        if scenario.forecast:
+            expected_dead[SERVICE["forecast"]] = x["forecast_dead_letters"]
+            outputs += ("forecast", "planning")
+        for which in outputs:
             topic = self.topics[which]
             committed = {r[0]: int(r[1]) for r in self.env.sql(
                 "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=topic)}
@@ -536,7 +634,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
             seen, order = {}, {}
             for m in msgs:
                 h = {k: v.decode(errors="replace") for k, v in (m.headers() or [])}
-                if which == "alert":
+                if which != "deadletter":
                     ident = h.get("ce_id")
                 else:  # dead letters are raw bytes: their id is the source position
                     kind = next((k for k, v in SERVICE.items() if v == h.get("ka_service")), None)
@@ -560,18 +658,24 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
             for key, ids in order.items():
                 if ids != sorted(ids, key=lambda i: committed[i]):
                     problems.append(f"{which}: key {key[1]!r} out of commit order: {ids}")
-            if which == "deadletter":
+            if which in ("forecast", "planning"):
+                # The latest event of each key carries the final figures.
+                latest = {key: seen[max(ids, key=lambda i: committed[i])][1]
+                          for key, ids in order.items()}
+                check = self._check_forecast if which == "forecast" else self._check_planning
+                problems += check(pb, latest.values(), x)
+            elif which == "deadletter":
                 got = []
                 for _, value, service in seen.values():
-                    if service != SERVICE["opportunity"]:  # the oracle expects none elsewhere
+                    if service not in expected_dead:  # the oracle expects none from it
                         got.append(f"({service} dead letter)")
                         continue
                     e = pb.opp.OpportunityEvent()
                     e.ParseFromString(value)
                     got.append(e.header.event_id)
-                if sorted(got) != x["dead_letters"]:
-                    problems.append(f"dead letters: published {sorted(got)}, "
-                                    f"expected {x['dead_letters']}")
+                want = sorted(i for ids in expected_dead.values() for i in ids)
+                if sorted(got) != want:
+                    problems.append(f"dead letters: published {sorted(got)}, expected {want}")
             else:
                 got = []
                 for _, value, _ in seen.values():
@@ -593,6 +697,62 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return argparse.Namespace(**stats)
 
 
+    def _check_forecast(self, pb, values, x):
+        """The latest ForecastEvent of each of this run's node-periods against
+        the oracle; an event carries 0 for an absent quota or gap."""
+        def view(f):
+            return ((f.closed_minor, f.commit_minor, f.best_case_minor, f.pipeline_minor,
+                     f.weighted_pipeline_minor),
+                    f.coverage_bp if f.HasField("coverage_bp") else None, f.gap_minor)
+
+        nodes, got = self.org.nodes(), {}
+        for value in values:
+            e = pb.forecast.ForecastEvent()
+            e.ParseFromString(value)
+            if e.node_id not in nodes:
+                continue  # another run's marks, taken by this run's worker
+            month = e.period.number if e.period.kind == pb.common.PERIOD_KIND_MONTH \
+                else (e.period.number - 1) * 3 + 1
+            kind = "month" if e.period.kind == pb.common.PERIOD_KIND_MONTH else "quarter"
+            got[(e.node_id, kind, f"{e.period.year:04d}-{month:02d}-01")] = (
+                view(e.raw), view(e.adjusted), e.raw.quota_minor)
+        want = {k: ((r["raw"], r["raw_coverage"], r["raw_gap"] or 0),
+                    (r["adjusted"], r["adjusted_coverage"], r["adjusted_gap"] or 0),
+                    r["quota"] or 0) for k, r in x["forecast"].items()}
+        problems = []
+        for k in sorted(set(got) | set(want)):
+            if k not in want and got[k][0][0] == got[k][1][0] == (0,) * 5:
+                continue  # moved out: its last event says zero
+            if got.get(k) != want.get(k):
+                problems.append(f"forecast {k}: latest published {got.get(k)}, "
+                                f"expected {want.get(k)}")
+        return problems[:20]
+
+    def _check_planning(self, pb, values, x):
+        """The latest PlanningEvent of each of this run's demand lines against
+        the oracle (quantities in thousandths)."""
+        def milli(q):
+            return int((q * 1000).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
+
+        got = {}
+        for value in values:
+            e = pb.planning.PlanningEvent()
+            e.ParseFromString(value)
+            if e.division_id != self.division:
+                continue
+            key = (e.sku, f"{e.month.year:04d}-{e.month.number:02d}-01", e.division_id)
+            got[key] = (e.weighted_quantity_milli, e.committed_quantity_milli)
+        want = {k: (milli(w), milli(c)) for k, (w, c) in x["planning"].items()}
+        problems = []
+        for k in sorted(set(got) | set(want)):
+            if k not in want and got[k] == (0, 0):
+                continue
+            if got.get(k) != want.get(k):
+                problems.append(f"planning {k}: latest published {got.get(k)}, "
+                                f"expected {want.get(k)}")
+        return problems[:20]
+
+
 # -- the event stream ------------------------------------------------------------
 
 class Event:
@@ -606,11 +766,14 @@ class Scenario:
     """A deterministic stream of valid events (and the chosen faults in it:
     duplicates, unauthorized owner changes, stale events, interleaving across
     keys), encoded with the official protobuf runtime. `.events` is what to
-    produce; `.log` the same as plain dicts for the oracle."""
+    produce; `.log` the same as plain dicts for the oracle. With forecast=True
+    deals also carry lines and close dates, owners confirm them for periods,
+    and managers (and some who may not) adjust nodes' forecasts."""
 
     def __init__(self, run, seed, n_events, kinds=KINDS, duplicates=0.0, reorder=False,
-                 stale=0.0, unauthorized=0.03, n_opps=40, n_orders=30, n_accounts=12):
-        self.run, self.seed, self.kinds = run, seed, tuple(kinds)
+                 stale=0.0, unauthorized=0.03, n_opps=40, n_orders=30, n_accounts=12,
+                 forecast=False):
+        self.run, self.seed, self.kinds, self.forecast = run, seed, tuple(kinds), forecast
         self.pb = proto(run.env.proto_dir)
         self.rnd = random.Random(seed)
         self.visit_account_prefix = f"fault {run.prefix} visited "
@@ -622,8 +785,11 @@ class Scenario:
         self._copyable = {}  # key -> events that may be duplicated
         self.duplicates = self.stale_events = self.unauthorized_events = 0
         for _ in range(n_events):
-            kind = self.rnd.choice(self.kinds)
-            ev = getattr(self, f"_{kind}")(stale, unauthorized)
+            if forecast and "opportunity" in self.kinds and self.rnd.random() < 0.04:
+                ev = self._adjustment()
+            else:
+                kind = self.rnd.choice(self.kinds)
+                ev = getattr(self, f"_{kind}")(stale, unauthorized)
             self.events.append(ev)
             if self.rnd.random() < duplicates and self._copyable.get(ev.key):
                 self.events.append(self.rnd.choice(self._copyable[ev.key]))
@@ -680,11 +846,17 @@ class Scenario:
             c = e.created
             c.account.name = f"fault {self.run.prefix} buyer {r.randrange(8)}"
             c.owner_rep_id, c.stage_code, c.amount_minor = o["owner"], o["stage"], o["amount"]
-            c.expected_close_date = (datetime.datetime.fromtimestamp(t / 1000, datetime.timezone.utc)
-                                     + datetime.timedelta(days=60)).strftime("%Y-%m-%d")
+            close, lines = self._close_date(t, 60), []
+            if self.forecast:
+                lines = self._opp_lines()
+                # Some deals have no close date: planning takes the confirmed period's month.
+                close = None if r.random() < 0.2 else self._close_date(t, r.randrange(5, 120))
+            if close:
+                c.expected_close_date = close
+            self._set_lines(c.lines, lines)
             c.name = f"deal {oid}"
             f.update(opportunity_id=oid, type="created", owner=o["owner"], stage=o["stage"],
-                     amount=o["amount"])
+                     amount=o["amount"], close=close, lines=lines)
             return self._keep(Event("opportunity", oid, e.SerializeToString(), f))
         o = r.choice(live)
         e.opportunity_id, e.actor_id = o["id"], o["owner"]
@@ -715,6 +887,15 @@ class Scenario:
             e.owner_changed.new_owner_rep_id = new
             o["owner"] = new
             f.update(type="owner_changed", actor=actor, new_owner=new)
+        elif self.forecast and x < 0.27:
+            # 商机确认, also of a closed deal (it counts once reopened).
+            period = self._period()
+            category = r.choice((None, None, None, "commit", "best_case", "pipeline", "omitted",
+                                 "closed"))
+            self._set_period(e.forecast_confirmed.period, period)
+            if category:
+                e.forecast_confirmed.category = self._category(category)
+            f.update(type="confirmed", period=period, category=category)
         elif not o["open"]:
             stage = r.choice(("02", "03", "04"))
             e.reopened.stage_code = stage
@@ -724,6 +905,12 @@ class Scenario:
             amount = r.randrange(1, 10000) * 100
             e.updated.amount_minor = amount
             f.update(type="updated", amount=amount)
+            if self.forecast and r.random() < 0.3:
+                f["close"] = e.updated.expected_close_date = self._close_date(t, r.randrange(1, 120))
+            if self.forecast and r.random() < 0.2:
+                e.updated.replace_lines = True
+                f["lines"] = self._opp_lines()
+                self._set_lines(e.updated.lines, f["lines"])
         elif x < 0.85:
             stage = r.choice(oracle.OPEN_STAGES)
             e.stage_changed.to_stage_code = stage
@@ -737,6 +924,67 @@ class Scenario:
             o["open"] = False
             f.update(type="lost")
         return self._keep(Event("opportunity", o["id"], e.SerializeToString(), f))
+
+    # forecast: confirmations, lines, adjustments
+    @staticmethod
+    def _close_date(t, days):
+        return (datetime.datetime.fromtimestamp(t / 1000, datetime.timezone.utc)
+                + datetime.timedelta(days=days)).strftime("%Y-%m-%d")
+
+    def _opp_lines(self):
+        r = self.rnd
+        return [(f"sku-{r.randrange(5)}", r.randrange(1, 40000)) for _ in range(r.randrange(0, 4))]
+
+    @staticmethod
+    def _set_lines(field, lines):
+        for sku, qty_milli in lines:
+            li = field.add()
+            li.sku, li.quantity_milli, li.unit_price_minor = sku, qty_milli, 1000
+
+    def _period(self):
+        kind = self.rnd.choice(("month", "month", "quarter"))
+        start = self.rnd.choice(self.run.months)
+        return kind, start if kind == "month" else oracle.quarter_of(start)
+
+    def _set_period(self, msg, period):
+        kind, start = period
+        year, month = int(start[:4]), int(start[5:7])
+        msg.year = year
+        if kind == "month":
+            msg.kind, msg.number = self.pb.common.PERIOD_KIND_MONTH, month
+        else:
+            msg.kind, msg.number = self.pb.common.PERIOD_KIND_QUARTER, (month - 1) // 3 + 1
+
+    def _category(self, name):
+        return getattr(self.pb.common, f"FORECAST_CATEGORY_{name.upper()}")
+
+    def _adjustment(self):
+        """修订销售预测 on the opportunity topic, keyed by the node: mostly by
+        a manager of the node or above it, sometimes by one who may not."""
+        r, run = self.rnd, self.run
+        eid, t = self._next()
+        node = r.choice(sorted(run.org.nodes()))
+        allowed = [run.org.manager[a] for a in run.org.ancestors(node) if a in run.org.manager]
+        others = [u for u in (run.outsider, *run.team_managers, run.region_manager)
+                  if u not in allowed]
+        authorized = r.random() < 0.85
+        actor = r.choice(allowed if authorized else others)
+        period = self._period()
+        category = r.choice(oracle.ADJUSTABLE)
+        amount = None if r.random() < 0.2 else r.randrange(0, 5000) * 100
+        e = self.pb.opp.OpportunityEvent()
+        self._header(e, eid, t)
+        e.opportunity_id, e.actor_id = node, actor
+        a = e.forecast_adjusted
+        a.node_id, a.reason = node, "fault-suite adjustment"
+        self._set_period(a.period, period)
+        a.category = self._category(category)
+        if amount is not None:
+            a.amount_minor = amount
+        f = {"kind": "adjustment", "event_id": eid, "t": t, "actor": actor, "node": node,
+             "period": period, "category": category, "amount": amount}
+        ev = Event("opportunity", node, e.SerializeToString(), f)
+        return self._keep(ev) if authorized else ev
 
     def _team_of(self, rep):
         return self.run.org.parent[rep]

@@ -1,10 +1,12 @@
-"""SIGKILL of each worker kind at random points of a long stream, many times
-in a row, with small and varied batches so kills land before, during and
-after the PostgreSQL commit and around the outbox relay's produce (and a
-few while the worker is still joining its group); then the state must equal
-the oracle's and the published alerts and dead letters must pass the
+"""SIGKILL of each worker kind (the forecast worker too) at random points of
+a long stream, many times in a row, with small and varied batches so kills
+land before, during and after the PostgreSQL commit, inside the forecast's
+recomputation and publishing, and around the outbox relay's produce (and a
+few while the worker is still joining its group); then the state (funnel,
+actuals, visits, forecast, planning feed) must equal the oracle's and the
+published alerts, dead letters, forecast and planning events must pass the
 downstream check (none lost, none from a rolled-back transaction, per-key
-order, re-sends with the same id and bytes)."""
+order, re-sends with the same id and bytes, the latest figures exact)."""
 import random
 import signal
 import sys
@@ -15,6 +17,7 @@ from faultlib import KINDS, Env, Run, Scenario, report, seed_of
 
 KILLS_PER_KIND = 8
 RATE = 25  # events per second: the stream outlasts the kills
+WORKERS = KINDS + ("forecast",)
 
 
 def killer(w, rnd, kills, done):
@@ -45,9 +48,12 @@ def main():
     with Run(env, "kill") as run:
         # Unauthorized owner changes feed the outbox (dead letters, alerts), so
         # kills also land between a commit and the relay marking rows published.
-        sc = Scenario(run, seed, n_events=2400, duplicates=0.05, stale=0.03, unauthorized=0.1)
-        workers = {k: run.worker(k) for k in KINDS}
-        kills = {k: 0 for k in KINDS}
+        sc = Scenario(run, seed, n_events=2400, duplicates=0.05, stale=0.03, unauthorized=0.1,
+                      forecast=True)
+        # A short debounce: kills land between a forecast change and its event.
+        workers = {k: run.worker(k, extra_env={"KA_FORECAST_DEBOUNCE_MS": "200"})
+                   for k in WORKERS}
+        kills = {k: 0 for k in WORKERS}
         done = threading.Event()
         feeder = threading.Thread(target=run.produce, args=(sc.events,), kwargs={"rate": RATE})
         feeder.start()
@@ -61,7 +67,7 @@ def main():
             t.join()
         print(f"kills {kills}; stream of {len(sc.events)} events produced", flush=True)
         assert min(kills.values()) >= KILLS_PER_KIND // 2, f"too few kills landed: {kills}"
-        run.wait_caught_up(KINDS, timeout=180)
+        run.wait_caught_up(WORKERS, timeout=180)
         state = run.compare(sc)
         down = run.check_downstream(sc)
         batches = {w.kind: w.metric("ka_batches_total") for w in workers.values()}
