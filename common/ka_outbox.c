@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ka_buf.h"
+#include "ka_fault.h"
 #include "ka_metrics.h"
 #include "ka_outbox.h"
 
@@ -366,6 +367,8 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
                      1, &p, read_rows, &r, errstr, errlen);
     if (rc != KA_OK)
         goto out;
+    if (r.n)
+        ka_fault_point("relay_before");
     for (int i = 0; i < r.n; i++) {
         if ((rc = send_row(relay, &r.rows[i], errstr, errlen)) != KA_OK) {
             r.n = i; /* only what was queued can be reported */
@@ -373,6 +376,8 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
         }
     }
     ka_producer_flush(relay->kp, 10000);
+    if (r.n)
+        ka_fault_point("relay_flushed");
     if (any_in_flight(&r)) {
         /* Kafka did not answer for all of these in time (down or hung). Their
          * delivery reports would come later and point into rows this round
@@ -389,6 +394,8 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
         mrc = mark(relay, &r, -1,
                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
                    errstr, errlen);
+    if (mrc == KA_OK && r.n)
+        ka_fault_point("relay_marked");
     int unconfirmed = 0;
     for (int i = 0; i < r.n; i++) {
         if (r.rows[i].state == 1) {

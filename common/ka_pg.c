@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ka_fault.h"
 #include "ka_metrics.h"
 #include "ka_pg.h"
 
@@ -27,6 +28,7 @@ struct ka_pg {
     size_t npending, cappending;
     int in_pipeline;
     int reading; /* inside ka_pg_pipe_run: results are being read */
+    int commit_queued; /* the pipeline ends a transaction (a crash point) */
     char sqlstate[6];
 };
 
@@ -305,6 +307,7 @@ ka_err_t ka_pg_pipe_begin(ka_pg_t *pg, char *errstr, size_t errlen)
     }
     pg->in_pipeline = 1;
     pg->npending = 0;
+    pg->commit_queued = 0;
     return KA_OK;
 }
 
@@ -329,6 +332,8 @@ ka_err_t ka_pg_pipe_push(ka_pg_t *pg, const char *stmt, int nparams, const ka_pg
         pg->pending = ka_realloc(pg->pending, pg->cappending * sizeof *pg->pending);
     }
     pg->pending[pg->npending++] = (pending_t){cb, ud};
+    if (strcmp(stmt, "COMMIT") == 0)
+        pg->commit_queued = 1;
     return KA_OK;
 }
 
@@ -362,7 +367,10 @@ ka_err_t ka_pg_pipe_run(ka_pg_t *pg, char *errstr, size_t errlen)
     if (!PQpipelineSync(pg->conn)) {
         set_err(errstr, errlen, "could not send pipeline", PQerrorMessage(pg->conn));
         rc = PQstatus(pg->conn) == CONNECTION_BAD ? KA_ERR_RETRY : KA_ERR;
+    } else if (pg->commit_queued) {
+        ka_fault_point("commit_sent"); /* sent and flushed: the server may commit */
     }
+    pg->commit_queued = 0;
     pg->reading = 1;
     for (size_t i = 0; rc != KA_ERR_RETRY && i < pg->npending; i++) {
         read_statement(pg, &pg->pending[i], &rc, errstr, errlen);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ka_buf.h"
+#include "ka_fault.h"
 #include "ka_http.h"
 #include "ka_log.h"
 #include "ka_metrics.h"
@@ -614,8 +615,10 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         abandon(w);
         goto out;
     }
+    ka_fault_point("commit_before");
     if ((rc = ka_pg_pipe_run(w->pg, errstr, errlen)) != KA_OK)
         goto out;
+    ka_fault_point("commit_after");
     for (size_t k = 0; k < w->nparts; k++)
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];
@@ -663,7 +666,9 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
         abandon(w);
         goto out;
     }
-    rc = ka_pg_pipe_run(w->pg, errstr, errlen);
+    ka_fault_point("commit_before");
+    if ((rc = ka_pg_pipe_run(w->pg, errstr, errlen)) == KA_OK)
+        ka_fault_point("commit_after");
 out:
     if (rc == KA_OK)
         ka_metrics_stage_commit();
