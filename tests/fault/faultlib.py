@@ -26,7 +26,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import oracle
 
-KINDS = ("opportunity", "visit", "order")
+KINDS = ("opportunity", "visit", "order")  # the input topics, each with its worker
+WORKERS = KINDS + ("forecast",)
 SERVICE = {"opportunity": "opportunity-worker", "visit": "visit-worker",
            "order": "order-worker", "forecast": "forecast-worker"}
 # The topic each worker consumes: the forecast worker reads managers'
@@ -341,6 +342,9 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
             # Scans and the tier ranking are time- and database-wide rules the
             # oracle leaves out: keep them from running during the test.
             "KA_SCAN_INTERVAL_MS": "86400000", "KA_TIER_INTERVAL_MS": "86400000",
+            # Forecast events a fifth of a second after a change, not a second:
+            # shorter waits, and crashes land between a change and its event.
+            "KA_FORECAST_DEBOUNCE_MS": "200",
         }
 
     def worker(self, kind, instance=0, extra_env=None):

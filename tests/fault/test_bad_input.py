@@ -1,10 +1,14 @@
-"""A bad-input corpus played against the running opportunity, visit and order
-workers: truncated protobuf, another topic's message type, huge repeated
-fields, invalid UTF-8, extreme numbers, unknown enum values, SQL-looking ids,
-NUL bytes inside strings, a missing header, an empty payload. Every one must
-be dead-lettered with its reason (the dead-letter topic's ka_dlq_reason
-header, matched to the input by its source position, and the dead_letter
-table), nothing of it may reach the state tables, and each worker must stay
+"""A bad-input corpus played against the running opportunity, visit, order
+and forecast workers: truncated protobuf, another topic's message type, huge
+repeated fields, invalid UTF-8, extreme numbers, unknown enum values,
+SQL-looking ids, NUL bytes inside strings, a missing header, an empty
+payload; and managers' adjustments that only the forecast worker can judge
+(by one who manages nothing above the node, of the omitted category) or that
+the opportunity worker refuses on its own (a 13th month, no reason). Every
+one must be dead-lettered once, by the worker that judges it, with its
+reason (the dead-letter topic's ka_dlq_reason and ka_service headers,
+matched to the input by its source position, and the dead_letter table),
+nothing of it may reach the state tables, and each worker must stay
 alive and apply the valid events sent afterwards: among them one whose
 account name looks like SQL (stored verbatim) and one whose event id is a
 bad event's id cut at its NUL (applied, not taken for a duplicate)."""
@@ -13,7 +17,7 @@ import time
 
 from confluent_kafka import Producer
 
-from faultlib import KINDS, Env, Run, proto, report
+from faultlib import INPUT, SERVICE, WORKERS, Env, Run, proto, report
 
 INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
 SQL_ID = "x');DROP TABLE opportunity;--"
@@ -22,7 +26,8 @@ BAD_UTF8 = b"\xff\xfe\xc0\xaf"  # not UTF-8: invalid bytes and an overlong '/'
 
 class Corpus:
     """Valid events of this run (current times, the run's reps) and the bad
-    variants made from them: (topic kind, name, bytes, expected reason)."""
+    variants made from them: (the worker that must dead-letter it, name,
+    bytes, expected reason); it goes to that worker's input topic."""
 
     def __init__(self, run):
         self.run, self.pb = run, proto(run.env.proto_dir)
@@ -77,6 +82,18 @@ class Corpus:
         li.sku, li.quantity_milli, li.unit_price_minor = "sku-1", 2000, 15000
         return e
 
+    def adjustment(self, actor, category):
+        e = self.pb.opp.OpportunityEvent()
+        self._header(e)
+        node = self.run.teams[0]
+        e.opportunity_id, e.actor_id = node, actor
+        a = e.forecast_adjusted
+        a.node_id, a.reason, a.amount_minor = node, "bad input", 100
+        a.period.kind, a.period.year, a.period.number = self.pb.common.PERIOD_KIND_MONTH, \
+            time.gmtime(self.now / 1000).tm_year, 1
+        a.category = category
+        return e
+
     def add(self, kind, name, value, reason):
         self.cases.append((kind, name, value, reason))
 
@@ -124,6 +141,22 @@ class Corpus:
         e = self.opp()
         e.ClearField("header")
         self.add("opportunity", "no header", e.SerializeToString(), "missing_field")
+        # managers' adjustments, on the opportunity topic
+        commit = self.pb.common.FORECAST_CATEGORY_COMMIT
+        e = self.adjustment(self.run.team_managers[0], commit)
+        e.forecast_adjusted.period.number = 13
+        self.add("opportunity", "adjustment of month 13", e.SerializeToString(),
+                 "time_out_of_range")
+        e = self.adjustment(self.run.team_managers[0], commit)
+        e.forecast_adjusted.ClearField("reason")
+        self.add("opportunity", "adjustment without a reason", e.SerializeToString(),
+                 "missing_field")
+        e = self.adjustment(self.run.team_managers[1], commit)  # the other team's manager
+        self.add("forecast", "adjustment by a manager of another team", e.SerializeToString(),
+                 "unauthorized_adjustment")
+        e = self.adjustment(self.run.team_managers[0], self.pb.common.FORECAST_CATEGORY_OMITTED)
+        self.add("forecast", "adjustment of the omitted category", e.SerializeToString(),
+                 "unknown_enum_value")
         # visit topic
         raw = self.visit().SerializeToString()
         self.add("visit", "truncated", raw[:-5], "decode_failed")
@@ -202,7 +235,7 @@ def produce_positions(run, cases):
 
     for case in cases:
         kind, name, value, _ = case
-        p.produce(run.topics[kind], key=f"{run.prefix}-{name}".encode(), value=value,
+        p.produce(run.topics[INPUT[kind]], key=f"{run.prefix}-{name}".encode(), value=value,
                   on_delivery=delivered(case))
         p.poll(0)
     assert p.flush(30) == 0, "bad events not confirmed by Kafka"
@@ -216,7 +249,7 @@ def main():
     with Run(env, "bad_input") as run:
         corpus = Corpus(run)
         cases = corpus.build()
-        workers = {k: run.worker(k).start() for k in KINDS}
+        workers = {k: run.worker(k).start() for k in WORKERS}
         where = produce_positions(run, cases)
         # Valid events after the bad ones, on each topic.
         sql_name = f"Robert'); DROP TABLE account;-- {run.prefix}"
@@ -231,7 +264,7 @@ def main():
             key = e.opportunity_id if kind == "opportunity" else e.account.name
             p.produce(run.topics[kind], key=key.encode(), value=e.SerializeToString())
         assert p.flush(30) == 0
-        run.wait_caught_up(KINDS, timeout=120)
+        run.wait_caught_up(WORKERS, timeout=120)
         for k, w in workers.items():
             assert w.alive(), f"{k} worker died on bad input: {w.log_path}"
 
@@ -244,24 +277,28 @@ def main():
                    int(h.get("ka_src_offset", -1)))
             if pos in got:
                 problems.append(f"dead letter for {pos} published twice")
-            got[pos] = (h.get("ka_dlq_reason"), h.get("ka_dlq_detail"), m.value())
+            got[pos] = (h.get("ka_dlq_reason"), h.get("ka_dlq_detail"), m.value(),
+                        h.get("ka_service"))
         for pos, (kind, name, value, reason) in where.items():
             if pos not in got:
                 problems.append(f"{kind} {name!r}: no dead letter")
                 continue
-            r, detail, payload = got[pos]
+            r, detail, payload, service = got[pos]
             if r != reason:
                 problems.append(f"{kind} {name!r}: reason {r!r} ({detail}), expected {reason!r}")
+            if service != SERVICE[kind]:
+                problems.append(f"{kind} {name!r}: dead-lettered by {service}, expected "
+                                f"{SERVICE[kind]}")
             if (payload or b"") != value:
                 problems.append(f"{kind} {name!r}: dead letter does not keep the input's bytes")
         extra = set(got) - set(where)
         if extra:
             problems.append(f"dead letters for inputs that were valid: {sorted(extra)}")
         # The dead_letter table: the same count and reasons per worker.
-        for kind in KINDS:
+        for kind in WORKERS:
             rows = env.sql("SELECT source_offset, source_partition, reason FROM dead_letter "
                            "WHERE consumer_group = :'g'", g=run.groups[kind])
-            table = {(run.topics[kind], int(pt), int(o)): r for o, pt, r in rows}
+            table = {(run.topics[INPUT[kind]], int(pt), int(o)): r for o, pt, r in rows}
             want = {pos: c[3] for pos, c in where.items() if c[0] == kind}
             if table != want:
                 problems.append(f"dead_letter rows of {kind}: {table}, expected {want}")
@@ -270,6 +307,10 @@ def main():
                             p=run.prefix)[0][0])
         if n_opp != 2:
             problems.append(f"{n_opp} opportunities of this run, expected the 2 valid ones")
+        n_adjustments = int(env.sql("SELECT count(*) FROM forecast_adjustment "
+                                    "WHERE node_id = :'n'", n=run.teams[0])[0][0])
+        if n_adjustments:
+            problems.append(f"{n_adjustments} of the bad adjustments were stored")
         n_orders = int(env.sql("SELECT count(*) FROM sales_order WHERE starts_with(id, :'p')",
                                p=run.prefix)[0][0])
         if n_orders != 1:

@@ -20,9 +20,8 @@ import sys
 import threading
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report, seed_of
+from faultlib import WORKERS, Env, Run, Scenario, report, seed_of
 
-WORKERS = KINDS + ("forecast",)
 COMMIT_POINTS = ("commit_before", "commit_sent", "commit_after")
 RELAY_POINTS = ("relay_before", "relay_flushed", "relay_marked")
 ROUNDS = 2          # crashes per worker kind and commit instant
@@ -72,9 +71,7 @@ def main():
         sc = Scenario(run, seed, n_events=1600, duplicates=0.05, stale=0.03, unauthorized=0.15,
                       forecast=True)
         cut = int(len(sc.events) * (1 - RELAY_SHARE))
-        workers = {k: run.worker(k, extra_env={"KA_FORECAST_DEBOUNCE_MS": "200",
-                                               "KA_BATCH_MAX_EVENTS": "20"})
-                   for k in WORKERS}
+        workers = {k: run.worker(k, extra_env={"KA_BATCH_MAX_EVENTS": "20"}) for k in WORKERS}
 
         # 1: the transaction's instants, every kind at once, over a backlog.
         hits = {(k, p): 0 for k in WORKERS for p in COMMIT_POINTS + RELAY_POINTS}

@@ -13,11 +13,10 @@ import sys
 import threading
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report, seed_of
+from faultlib import WORKERS, Env, Run, Scenario, report, seed_of
 
 KILLS_PER_KIND = 8
 RATE = 25  # events per second: the stream outlasts the kills
-WORKERS = KINDS + ("forecast",)
 
 
 def killer(w, rnd, kills, done):
@@ -50,9 +49,7 @@ def main():
         # kills also land between a commit and the relay marking rows published.
         sc = Scenario(run, seed, n_events=2400, duplicates=0.05, stale=0.03, unauthorized=0.1,
                       forecast=True)
-        # A short debounce: kills land between a forecast change and its event.
-        workers = {k: run.worker(k, extra_env={"KA_FORECAST_DEBOUNCE_MS": "200"})
-                   for k in WORKERS}
+        workers = {k: run.worker(k) for k in WORKERS}
         kills = {k: 0 for k in WORKERS}
         done = threading.Event()
         feeder = threading.Thread(target=run.produce, args=(sc.events,), kwargs={"rate": RATE})

@@ -1,9 +1,10 @@
 """Outages of one server in the middle of a stream, on a private stack (its
 own PostgreSQL, Redis and Kafka: stopping the shared servers would break the
-other tests). The opportunity, visit and order workers run throughout and
-must ride the outage out by themselves: none may exit, and at the end the
-state equals the oracle's and the published alerts and dead letters pass the
-downstream check.
+other tests). All four workers (opportunity, visit, order, forecast) run
+throughout and must ride the outage out by themselves: none may exit, and at
+the end the state (the forecast and planning feed included) equals the
+oracle's and the published alerts, dead letters, forecast and planning
+events pass the downstream check.
 
   --server kafka          the broker is stopped and started again
   --server postgres       PostgreSQL is stopped and started again: the workers
@@ -25,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 
-from faultlib import KINDS, Env, Run, Scenario, report, seed_of
+from faultlib import KINDS, WORKERS, Env, Run, Scenario, report, seed_of
 from stacklib import PrivateStack
 
 EVENTS = 900
@@ -109,7 +110,7 @@ def main():
             # kafka-timeout: more owner changes refused, so more alerts and
             # dead letters for the relay to send into the hung broker
             sc = Scenario(run, seed, n_events=EVENTS, duplicates=0.03, stale=0.03,
-                          unauthorized=0.15 if mode == "kafka-timeout" else 0.05)
+                          unauthorized=0.15 if mode == "kafka-timeout" else 0.05, forecast=True)
             extra = {"KA_RETRY_MAX_MS": "1000"}  # back-off cap: resume soon after the return
             if mode == "kafka-timeout":
                 extra["KA_KAFKA_MESSAGE_TIMEOUT_MS"] = str(MESSAGE_TIMEOUT_MS)
@@ -117,7 +118,7 @@ def main():
                 # hang, takes seconds to apply, and the relay publishes the
                 # alerts and dead letters it raises into the hung broker.
                 extra["KA_BATCH_MAX_EVENTS"] = "1"
-            workers = {k: run.worker(k, 0, extra).start() for k in KINDS}
+            workers = {k: run.worker(k, 0, extra).start() for k in WORKERS}
             if mode == "kafka-timeout":
                 feeder = threading.Thread(target=run.produce, args=(sc.events,))
                 feeder.start()
@@ -161,7 +162,7 @@ def main():
             feeder.join()
             for k, w in workers.items():
                 assert w.alive(), f"{k} worker exited after the {mode} outage: {w.log_path}"
-            run.wait_caught_up(KINDS, timeout=180)
+            run.wait_caught_up(WORKERS, timeout=180)
             state = converge(run, sc, 60) if mode == "redis" else run.compare(sc)
             down = run.check_downstream(sc)
             if mode == "kafka-timeout":

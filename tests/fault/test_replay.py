@@ -17,9 +17,7 @@ are left to the oracle's count)."""
 import subprocess
 import sys
 
-from faultlib import INPUT, KINDS, Env, Run, Scenario, pg_array, report, seed_of
-
-WORKERS = KINDS + ("forecast",)
+from faultlib import INPUT, WORKERS, Env, Run, Scenario, pg_array, report, seed_of
 
 
 def fingerprint(run):
@@ -78,8 +76,7 @@ def main():
                       forecast=True)
         print(f"{len(sc.events)} events: {sc.duplicates} duplicates, {sc.stale_events} stale, "
               f"{sc.unauthorized_events} unauthorized", flush=True)
-        workers = [run.worker(k, extra_env={"KA_BATCH_MAX_EVENTS": "50",
-                                            "KA_FORECAST_DEBOUNCE_MS": "200"}).start()
+        workers = [run.worker(k, extra_env={"KA_BATCH_MAX_EVENTS": "50"}).start()
                    for k in WORKERS]
         run.produce(sc.events)
         run.wait_caught_up(WORKERS)
