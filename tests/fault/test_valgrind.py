@@ -3,6 +3,9 @@ stale ones, unauthorized owner changes that raise alerts and dead letters),
 is stopped with SIGTERM, and valgrind must report no memory error and no
 definite or indirect leak (--error-exitcode). The state is compared with the
 oracle as in every fault test, so the run under valgrind did the real work.
+The forecast worker (--kind forecast) recomputes and publishes what an
+opportunity worker, running beside it unobserved, applies from a stream of
+deals, confirmations and managers' adjustments.
 
 Registered for plain builds only: valgrind cannot run a sanitized binary
 (tests/run runs this label on the plain build too)."""
@@ -45,13 +48,17 @@ def main():
     env = Env.from_environ(args)
     seed = seed_of(args)
     with Run(env, "valgrind") as run:
-        sc = Scenario(run, seed, n_events=150, kinds=(args.kind,), duplicates=0.05, stale=0.05,
-                      unauthorized=0.05)
+        forecast = args.kind == "forecast"
+        kinds = ("opportunity",) if forecast else (args.kind,)
+        sc = Scenario(run, seed, n_events=150, kinds=kinds, duplicates=0.05, stale=0.05,
+                      unauthorized=0.05, forecast=forecast)
         w = ValgrindWorker(run, args.kind, args.valgrind)
         run.workers.append(w)
         w.start()
+        if forecast:
+            run.worker("opportunity").start()
         run.produce(sc.events)
-        run.wait_caught_up(args.kind, timeout=240)
+        run.wait_caught_up(kinds + (args.kind,) if forecast else kinds, timeout=240)
         assert w.alive(), f"the worker under valgrind died: {w.log_path}, {w.vg_log}"
         state = run.compare(sc)
         down = run.check_downstream(sc)
