@@ -575,6 +575,64 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return argparse.Namespace(events_compared=len(scenario.log), rows_compared=rows,
                                   expected=x)
 
+    def check_forecast_gap(self, scenario, forecast_worker, timeout=60):
+        """Restarts the forecast worker so that its first tick scans the final
+        forecast for gaps (the fault runs' scans otherwise wait a day), then
+        compares the firing forecast-gap alerts of this run's nodes, stored
+        and as last published per fingerprint, with the oracle's verdict on
+        the scan's day. Returns (alerts firing, node-periods stored)."""
+        if forecast_worker.alive():
+            forecast_worker.stop()
+        started = self.env.sql("SELECT now()")[0][0]
+        forecast_worker.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.env.sql("SELECT clock_at::date::text FROM scan_run WHERE name = "
+                                "'forecast_gap' AND consumer_group = :'g' AND finished_at >= :'t'",
+                                g=self.groups["forecast"], t=started)
+            if rows:
+                today = datetime.date.fromisoformat(rows[0][0])
+                break
+            assert time.monotonic() < deadline and forecast_worker.alive(), \
+                f"no forecast-gap scan after the restart ({forecast_worker.log_path})"
+            time.sleep(0.2)
+        self.wait_caught_up("forecast", timeout=timeout)
+        nodes = pg_array(sorted(self.org.nodes()))
+        stored = {(r[0], r[1], r[2]) for r in self.env.sql(
+            "SELECT node_id, period_kind, period_start::text FROM forecast "
+            "WHERE node_id = ANY(:'n'::text[])", n=nodes)}
+        x = oracle.expected(scenario.log, self.org, self.quotas)
+        want = oracle.forecast_gaps(x["forecast"], self.quotas, stored, today)
+        got = {(r[0], r[1], r[2]) for r in self.env.sql(
+            "SELECT subject_id, details->>'period_kind', details->>'period_start' "
+            "FROM alert_state WHERE type = 'forecast_gap' AND status = 'firing' "
+            "AND subject_id = ANY(:'n'::text[])", n=nodes)}
+        problems = []
+        if got != want:
+            problems.append(f"firing in alert_state {sorted(got)}, expected {sorted(want)}")
+        pb = proto(self.env.proto_dir)
+        committed = {r[0]: int(r[1]) for r in self.env.sql(
+            "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=self.topics["alert"])}
+        latest = {}
+        for m in self.read_topic(self.topics["alert"]):
+            a = pb.alert.AlertEvent()
+            a.ParseFromString(m.value())
+            if a.type != pb.alert.ALERT_TYPE_FORECAST_GAP or a.subject_id not in self.org.nodes():
+                continue
+            ce_id = dict(m.headers() or []).get("ce_id", b"").decode(errors="replace")
+            order = committed.get(ce_id, -1)
+            if a.fingerprint not in latest or order > latest[a.fingerprint][0]:
+                latest[a.fingerprint] = (order, a)
+        published = {(a.subject_id, a.details["period_kind"], a.details["period_start"])
+                     for _, a in latest.values() if a.status == pb.alert.ALERT_STATUS_FIRING}
+        if published != want:
+            problems.append(f"firing as last published {sorted(published)}, "
+                            f"expected {sorted(want)}")
+        if problems:
+            raise AssertionError(f"forecast gaps of run {self.name} ({self.prefix}) on {today}:"
+                                 "\n  " + "\n  ".join(problems))
+        return len(want), len(stored)
+
     def stored_forecast(self):
         """This run's forecast rows with a figure other than zero, in the
         oracle's shape (None for NULL)."""

@@ -400,6 +400,32 @@ def expected(log, org, quotas=None):
     }
 
 
+def forecast_gaps(forecast, quotas, stored, today):
+    """The forecast-gap alerts that must be firing after a scan on `today`
+    (a date): for each node-period of `stored` (the forecast rows that exist,
+    whatever their figures) in the current month or quarter with a quota,
+    behind when adjusted closed + commit < quota x days elapsed before today /
+    days of the period (the linear pace), rounded half up. `forecast` is
+    expected()["forecast"]: a row it lacks has zero figures."""
+    firing = set()
+    starts = {"month": today.replace(day=1),
+              "quarter": today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)}
+    for node, kind, start in stored:
+        quota = quotas.get((node, kind, start))
+        first = starts[kind]
+        if quota is None or start != first.isoformat():
+            continue
+        months = 1 if kind == "month" else 3
+        y, m = divmod(first.month - 1 + months, 12)
+        days = (datetime.date(first.year + y, m + 1, 1) - first).days
+        elapsed = (today - first).days
+        expected_by_now = (2 * quota * elapsed + days) // (2 * days)
+        adjusted = forecast.get((node, kind, start), {}).get("adjusted", (0,) * len(FIGURES))
+        if adjusted[0] + adjusted[1] < expected_by_now:
+            firing.add((node, kind, start))
+    return firing
+
+
 # -- its own check: a tiny log computed by hand ------------------------------
 def _self_check():
     org = Org({"div": None, "team": "div", "r1": "team", "r2": "team"},
@@ -541,6 +567,19 @@ def _self_check_forecast():
     d = Decimal
     assert x["planning"] == {("p", feb, "div"): (d("2.15"), d("3.5")),
                              ("q", feb, "div"): (d("2.7"), d("4"))}, x["planning"]
+    # Gaps on 2026-01-11 (10 of 31 days gone): the team's January quota
+    # 10000 expects 3226 (3225.8); adjusted closed + commit 5300 is ahead. The
+    # division's Q1 quota 1000 expects 111 (10 of 90 days: 111.1), and 2300 is
+    # ahead too; with a quota of 30000 it expects 3333 and is behind. r2 has
+    # a January row (zero figures) and a quota: behind. No quota, no verdict.
+    stored = set(want) | {("r2", "month", jan)}
+    today = datetime.date(2026, 1, 11)
+    assert forecast_gaps(x["forecast"], quotas, stored, today) == set()
+    behind = {**quotas, ("div", "quarter", q1): 30000, ("r2", "month", jan): 100}
+    assert forecast_gaps(x["forecast"], behind, stored, today) == \
+        {("div", "quarter", q1), ("r2", "month", jan)}
+    # On the first day nothing is expected yet; February's rows are not current.
+    assert forecast_gaps(x["forecast"], behind, stored, datetime.date(2026, 1, 1)) == set()
 
 
 if __name__ == "__main__":

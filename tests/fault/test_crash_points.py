@@ -111,10 +111,12 @@ def main():
         run.wait_caught_up(WORKERS, timeout=240)
         state = run.compare(sc)
         down = run.check_downstream(sc)
+        gaps = run.check_forecast_gap(sc, workers["forecast"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
-              f"{down.distinct} distinct ids, {down.resent} re-sent", flush=True)
+              f"{down.distinct} distinct ids, {down.resent} re-sent; forecast gaps firing "
+              f"{gaps[0]} of {gaps[1]} node-periods", flush=True)
         report("crash_points", sum(hits.values()), state.events_compared)
     return 0
 

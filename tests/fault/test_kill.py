@@ -68,11 +68,13 @@ def main():
         state = run.compare(sc)
         down = run.check_downstream(sc)
         batches = {w.kind: w.metric("ka_batches_total") for w in workers.values()}
+        gaps = run.check_forecast_gap(sc, workers["forecast"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
               f"{down.distinct} distinct ids, {down.resent} re-sent; batches after the last "
-              f"restart {batches}", flush=True)
+              f"restart {batches}; forecast gaps firing {gaps[0]} of {gaps[1]} node-periods",
+              flush=True)
         report("kill", sum(kills.values()), state.events_compared)
     return 0
 
