@@ -55,10 +55,11 @@ class PrivateStack:
         self.kactl = kactl
         self.dir = tempfile.mkdtemp(prefix=f"ka-fault-stack-{name}-")
         os.chmod(self.dir, 0o755)  # PostgreSQL runs as its own user and keeps its data here
-        pg, redis, kafka, controller, sasl = _free_ports(5)
+        pg, redis, kafka, controller, sasl, ssl = _free_ports(6)
         self.env = dict(os.environ, KA_STACK_DIR=self.dir, KA_PG_PORT=str(pg),
                         KA_REDIS_PORT=str(redis), KA_KAFKA_PORT=str(kafka),
-                        KA_KAFKA_CONTROLLER_PORT=str(controller), KA_KAFKA_SASL_PORT=str(sasl))
+                        KA_KAFKA_CONTROLLER_PORT=str(controller), KA_KAFKA_SASL_PORT=str(sasl),
+                        KA_KAFKA_SSL_PORT=str(ssl))
         libs = _shared_kafka_libs()
         if libs:
             self.env["KA_KAFKA_LIBS"] = libs
