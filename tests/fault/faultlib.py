@@ -559,7 +559,9 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                 ids[name] = aid
                 got[name] = {"visits": int(n), "last_visit": int(last) if last else None,
                              "last_dm": int(dm) if dm else None, "man": man or None}
-            check("accounts from visits (PostgreSQL)", got, x["accounts"])
+            want = {k: {f: v[f] for f in ("visits", "last_visit", "last_dm", "man")}
+                    for k, v in x["accounts"].items()}
+            check("accounts from visits (PostgreSQL)", got, want)
             got = {}
             for name, aid in ids.items():
                 h = self.env.redis_hash(f"ka:account:{aid}")
@@ -575,28 +577,99 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return argparse.Namespace(events_compared=len(scenario.log), rows_compared=rows,
                                   expected=x)
 
+    SCAN_LIMIT = 500  # rows a scan handles per rule and run (visit_scan.c, forecast_scan.c)
+
+    def _rescan(self, worker, scan, timeout, clock_ms=None):
+        """Restarts `worker` (its clock moved to about clock_ms) so that its
+        first tick runs its scans over the final state, again while a run
+        hit its row limit (older rows of other runs come first); waits for
+        the alerts to be published. Returns the last scan's clock in ms."""
+        for _ in range(10):
+            if worker.alive():
+                worker.stop()
+            started = self.env.sql("SELECT now()")[0][0]
+            if clock_ms is not None:
+                worker.env["KA_CLOCK_OFFSET_MS"] = str(clock_ms - int(time.time() * 1000))
+            worker.start()
+            deadline = time.monotonic() + timeout
+            while True:
+                rows = self.env.sql("SELECT (extract(epoch FROM clock_at) * 1000)::bigint, fired, "
+                                    "resolved FROM scan_run WHERE name = :'s' AND "
+                                    "consumer_group = :'g' AND finished_at >= :'t'",
+                                    s=scan, g=self.groups[worker.kind], t=started)
+                if rows:
+                    break
+                assert time.monotonic() < deadline and worker.alive(), \
+                    f"no {scan} scan after the restart ({worker.log_path})"
+                time.sleep(0.2)
+            clock, fired, resolved = (int(v) for v in rows[0])
+            if max(fired, resolved) < self.SCAN_LIMIT:
+                break
+        else:
+            raise AssertionError(f"{scan}: every scan hit its limit of {self.SCAN_LIMIT} rows")
+        worker.env.pop("KA_CLOCK_OFFSET_MS", None)
+        self.wait_caught_up(worker.kind, timeout=timeout)
+        return clock
+
+    def _firing_published(self, alert_type, subjects):
+        """(subject, details) of the alerts of `alert_type` whose last published
+        transition, in commit order, is firing."""
+        pb = proto(self.env.proto_dir)
+        committed = {r[0]: int(r[1]) for r in self.env.sql(
+            "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=self.topics["alert"])}
+        latest = {}
+        for m in self.read_topic(self.topics["alert"]):
+            a = pb.alert.AlertEvent()
+            a.ParseFromString(m.value())
+            if a.type != alert_type or a.subject_id not in subjects:
+                continue
+            ce_id = dict(m.headers() or []).get("ce_id", b"").decode(errors="replace")
+            order = committed.get(ce_id, -1)
+            if a.fingerprint not in latest or order > latest[a.fingerprint][0]:
+                latest[a.fingerprint] = (order, a)
+        return [a for _, a in latest.values() if a.status == pb.alert.ALERT_STATUS_FIRING]
+
+    def check_visit_overdue(self, scenario, visit_worker, timeout=60):
+        """Restarts the visit worker with its clock moved to the middle of the
+        stream's follow-up due dates, so that its first scan finds about half
+        of the run's accounts overdue; the firing visit-overdue alerts, stored
+        (with their start at the due date) and as last published, must be the
+        oracle's at the scan's clock. Returns (alerts firing, accounts)."""
+        x = oracle.expected(scenario.log, self.org, self.quotas)
+        dues = sorted(a["last_visit"] + a["interval_days"] * 86400000
+                      for a in x["accounts"].values() if a["interval_days"])
+        assert dues, "the stream has no visit with a follow-up plan"
+        clock = self._rescan(visit_worker, "visit_overdue", timeout, dues[len(dues) // 2])
+        want = {}
+        ids = {r[0].removeprefix("name:"): r[1] for r in self.env.sql(
+            "SELECT canonical_key, id FROM account WHERE starts_with(canonical_key, :'p')",
+            p=f"name:{scenario.visit_account_prefix}")}
+        for name in oracle.overdue_visits(x["accounts"], clock):
+            a = x["accounts"][name]
+            want[ids[name]] = a["last_visit"] + a["interval_days"] * 86400000
+        got = {r[0]: int(r[1]) for r in self.env.sql(
+            "SELECT subject_id, (extract(epoch FROM starts_at) * 1000)::bigint FROM alert_state "
+            "WHERE type = 'visit_overdue' AND status = 'firing' "
+            "AND subject_id = ANY(:'a'::text[])", a=pg_array(sorted(ids.values())))}
+        pb = proto(self.env.proto_dir)
+        published = {a.subject_id: a.starts_at_ms for a in self._firing_published(
+            pb.alert.ALERT_TYPE_VISIT_OVERDUE, set(ids.values()))}
+        problems = [f"{what}: {sorted(v.items())}, expected {sorted(want.items())}"
+                    for what, v in (("firing in alert_state", got),
+                                    ("firing as last published", published)) if v != want]
+        if problems:
+            raise AssertionError(f"overdue visits of run {self.name} ({self.prefix}) at "
+                                 f"{clock}:\n  " + "\n  ".join(problems))
+        return len(want), len(ids)
+
     def check_forecast_gap(self, scenario, forecast_worker, timeout=60):
         """Restarts the forecast worker so that its first tick scans the final
         forecast for gaps (the fault runs' scans otherwise wait a day), then
         compares the firing forecast-gap alerts of this run's nodes, stored
         and as last published per fingerprint, with the oracle's verdict on
         the scan's day. Returns (alerts firing, node-periods stored)."""
-        if forecast_worker.alive():
-            forecast_worker.stop()
-        started = self.env.sql("SELECT now()")[0][0]
-        forecast_worker.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.env.sql("SELECT clock_at::date::text FROM scan_run WHERE name = "
-                                "'forecast_gap' AND consumer_group = :'g' AND finished_at >= :'t'",
-                                g=self.groups["forecast"], t=started)
-            if rows:
-                today = datetime.date.fromisoformat(rows[0][0])
-                break
-            assert time.monotonic() < deadline and forecast_worker.alive(), \
-                f"no forecast-gap scan after the restart ({forecast_worker.log_path})"
-            time.sleep(0.2)
-        self.wait_caught_up("forecast", timeout=timeout)
+        clock = self._rescan(forecast_worker, "forecast_gap", timeout)
+        today = datetime.datetime.fromtimestamp(clock / 1000, datetime.timezone.utc).date()
         nodes = pg_array(sorted(self.org.nodes()))
         stored = {(r[0], r[1], r[2]) for r in self.env.sql(
             "SELECT node_id, period_kind, period_start::text FROM forecast "
@@ -611,20 +684,9 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         if got != want:
             problems.append(f"firing in alert_state {sorted(got)}, expected {sorted(want)}")
         pb = proto(self.env.proto_dir)
-        committed = {r[0]: int(r[1]) for r in self.env.sql(
-            "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=self.topics["alert"])}
-        latest = {}
-        for m in self.read_topic(self.topics["alert"]):
-            a = pb.alert.AlertEvent()
-            a.ParseFromString(m.value())
-            if a.type != pb.alert.ALERT_TYPE_FORECAST_GAP or a.subject_id not in self.org.nodes():
-                continue
-            ce_id = dict(m.headers() or []).get("ce_id", b"").decode(errors="replace")
-            order = committed.get(ce_id, -1)
-            if a.fingerprint not in latest or order > latest[a.fingerprint][0]:
-                latest[a.fingerprint] = (order, a)
         published = {(a.subject_id, a.details["period_kind"], a.details["period_start"])
-                     for _, a in latest.values() if a.status == pb.alert.ALERT_STATUS_FIRING}
+                     for a in self._firing_published(pb.alert.ALERT_TYPE_FORECAST_GAP,
+                                                      self.org.nodes())}
         if published != want:
             problems.append(f"firing as last published {sorted(published)}, "
                             f"expected {sorted(want)}")
@@ -1130,5 +1192,5 @@ class Scenario:
         e.follow_up.action = pb.FOLLOW_UP_ACTION_CONTINUE
         e.follow_up.interval = pb.REVISIT_INTERVAL_20_DAYS
         f = {"kind": "visit", "event_id": eid, "account": name, "visited_at": visited, "dm": dm,
-             "man": man}
+             "man": man, "interval_days": 20}
         return self._keep(Event("visit", name, e.SerializeToString(), f))

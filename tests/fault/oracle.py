@@ -202,7 +202,8 @@ class Model:
     # -- visits (DOMAIN.md 3, domain-choices "Visits") -------------------------
     def visit(self, e):
         a = self.accounts.setdefault(e["account"], {"visits": 0, "last_visit": None,
-                                                    "last_dm": None, "man": None})
+                                                    "last_dm": None, "man": None,
+                                                    "interval_days": None})
         a["visits"] += 1
         if e["dm"]:  # a decision maker met counts even on a late visit
             a["last_dm"] = max(a["last_dm"] or e["visited_at"], e["visited_at"])
@@ -211,6 +212,8 @@ class Model:
         a["last_visit"] = e["visited_at"]
         if e["man"] is not None:
             a["man"] = e["man"]
+        # The follow-up plan in force is the latest visit's (continue, every N days).
+        a["interval_days"] = e.get("interval_days")
         return None
 
     # -- managers' adjustments (DOMAIN.md 5, domain-choices "Forecast") --------
@@ -400,6 +403,15 @@ def expected(log, org, quotas=None):
     }
 
 
+def overdue_visits(accounts, clock_ms):
+    """The accounts whose visit-overdue alert must be firing after a scan at
+    clock_ms: the plan of the latest visit is due (visit time + its interval)
+    before the clock, and the account is not classed `man` (no plan)."""
+    return {name for name, a in accounts.items()
+            if a["interval_days"] and a["man"] != "man"
+            and a["last_visit"] + a["interval_days"] * 86400000 < clock_ms}
+
+
 def forecast_gaps(forecast, quotas, stored, today):
     """The forecast-gap alerts that must be firing after a scan on `today`
     (a date): for each node-period of `stored` (the forecast rows that exist,
@@ -460,9 +472,9 @@ def _self_check():
         {"kind": "order", "event_id": "s4", "order_id": "X", "account": "k1", "rep": "r1",
          "status": "returned", "t": t0 + 41 * day, "booked_at": t0, "lines": []},
         {"kind": "visit", "event_id": "v1", "account": "k2", "visited_at": t0 + 10, "dm": False,
-         "man": "MAN"},
+         "man": "MAN", "interval_days": 20},
         {"kind": "visit", "event_id": "v2", "account": "k2", "visited_at": t0 + 5, "dm": True,
-         "man": "man"},                                                   # late: superseded
+         "man": "man", "interval_days": 40},                              # late: superseded
     ]
     x = expected(log, org)
     assert x["opportunities"] == {
@@ -484,7 +496,12 @@ def _self_check():
                            for m, v in ((jan, 300), (feb, -300))}, x["rollup"]
     assert x["orders"] == {"X": {"status": "returned", "total": 300}}, x["orders"]
     assert x["accounts"] == {"k2": {"visits": 2, "last_visit": t0 + 10, "last_dm": t0 + 5,
-                                    "man": "MAN"}}, x["accounts"]
+                                    "man": "MAN", "interval_days": 20}}, x["accounts"]
+    # Due 20 days after the latest visit (the late one changes no plan); an
+    # account classed `man` has none.
+    accounts = dict(x["accounts"], k3={"last_visit": t0, "man": "man", "interval_days": 20})
+    assert overdue_visits(accounts, t0 + 10 + 20 * day) == set()
+    assert overdue_visits(accounts, t0 + 11 + 20 * day) == {"k2"}
     assert x["applied"] == 10, x["applied"]
 
 

@@ -69,12 +69,13 @@ def main():
         down = run.check_downstream(sc)
         batches = {w.kind: w.metric("ka_batches_total") for w in workers.values()}
         gaps = run.check_forecast_gap(sc, workers["forecast"])
+        overdue = run.check_visit_overdue(sc, workers["visit"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
               f"{down.distinct} distinct ids, {down.resent} re-sent; batches after the last "
-              f"restart {batches}; forecast gaps firing {gaps[0]} of {gaps[1]} node-periods",
-              flush=True)
+              f"restart {batches}; forecast gaps firing {gaps[0]} of {gaps[1]} node-periods; "
+              f"visits overdue {overdue[0]} of {overdue[1]} accounts", flush=True)
         report("kill", sum(kills.values()), state.events_compared)
     return 0
 
