@@ -89,6 +89,9 @@ static const key_def_t keys[] = {
      "cap of the exponential back-off when a server is down", 0},
     {"KA_OUTBOX_BATCH", KEY_INT, "500", 1, 100000, NULL,
      "most outbox rows the relay publishes per round", 0},
+    {"KA_PG_IDLE_IN_TRANSACTION_MS", KEY_INT, "60000", 0, 3600000, NULL,
+     "how long a worker's PostgreSQL session may stay idle inside a transaction (its process "
+     "paused or frozen) before PostgreSQL ends it and releases its locks (0: never)", 0},
     {"KA_OUTBOX_LEADER_IDLE_MS", KEY_INT, "30000", 1000, 3600000, NULL,
      "how long the publishing relay may stay silent (its process paused or frozen) before "
      "PostgreSQL ends its session and another instance takes over publishing", 0},

@@ -1,5 +1,6 @@
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,17 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
+/* A live process never idles inside a transaction: it sends each one whole
+ * (pipelined). One paused or frozen in the middle of a transaction would
+ * keep its locks (the forecast's recompute lock, rows of the funnel) from
+ * every other instance until it resumed; PostgreSQL ends such a session. */
+static _Atomic int idle_in_tx_ms;
+
+void ka_pg_set_idle_in_transaction_timeout(int ms)
+{
+    idle_in_tx_ms = ms;
+}
+
 static PGconn *open_conn(const char *dsn, char *errstr, size_t errlen)
 {
     PGconn *conn = PQconnectdb(dsn);
@@ -111,6 +123,25 @@ static PGconn *open_conn(const char *dsn, char *errstr, size_t errlen)
     }
     /* Notices (e.g. "no transaction in progress") are not for our logs. */
     PQsetNoticeProcessor(conn, ignore_notice, NULL);
+    int ms = idle_in_tx_ms;
+    if (ms > 0) {
+        char value[24];
+        const char *p[] = {value};
+        snprintf(value, sizeof value, "%d", ms);
+        PGresult *res = PQexecParams(conn,
+                                     "SELECT set_config('idle_in_transaction_session_timeout', "
+                                     "$1, false)",
+                                     1, NULL, p, NULL, NULL, 0);
+        int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        if (!ok)
+            set_err(errstr, errlen, "could not set idle_in_transaction_session_timeout",
+                    PQresultErrorMessage(res));
+        PQclear(res);
+        if (!ok) {
+            PQfinish(conn);
+            return NULL;
+        }
+    }
     return conn;
 }
 

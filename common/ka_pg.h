@@ -30,6 +30,11 @@ typedef struct ka_pg_param {
 /* Connects once. Returns NULL and fills errstr on failure. */
 ka_pg_t *ka_pg_connect(const char *dsn, char *errstr, size_t errlen);
 
+/* For every session this process opens from now on (re-connects included):
+ * PostgreSQL ends one that stays idle inside a transaction longer than ms
+ * (0: never). Set before connecting. */
+void ka_pg_set_idle_in_transaction_timeout(int ms);
+
 /* Connects, retrying with exponential back-off (capped at max_backoff_ms)
  * until it succeeds or should_stop() returns non-zero (then NULL). Each
  * failed attempt is reported through on_retry when given. */

@@ -1316,6 +1316,7 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
     if (start_http(w, errstr, errlen) != KA_OK)
         goto fail;
 
+    ka_pg_set_idle_in_transaction_timeout((int)ka_config_int(cfg, "KA_PG_IDLE_IN_TRANSACTION_MS"));
     w->pg = ka_pg_connect_retry(ka_config_str(cfg, "KA_PG_DSN"), w->retry_max_ms, should_stop,
                                 log_pg_retry);
     if (!w->pg) {

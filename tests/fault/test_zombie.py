@@ -5,7 +5,10 @@ and commits further events. Then A resumes (SIGCONT): none of A's writes may
 land. Whichever way A learns it is fenced (the rebalance callback reporting
 the assignment lost, which drops its batch, or the stored-offset
 compare-and-set failing in its transaction) is read from its log and its
-ka_fenced_batches_total, and the state must equal the oracle's.
+ka_fenced_batches_total, and the state must equal the oracle's. The forecast
+worker is among them: a zombie paused inside its recomputation would hold
+the recompute lock, so its session ends after KA_PG_IDLE_IN_TRANSACTION_MS
+and the taker's forecast catches up while it sleeps.
 
 Then the compare-and-set fence on its own, deterministically: the stored
 offsets of a running worker are moved under it (kactl replay, as
@@ -16,10 +19,11 @@ import subprocess
 import sys
 import time
 
-from faultlib import KINDS, Env, Run, Scenario, report, seed_of
+from faultlib import WORKERS, Env, Run, Scenario, report, seed_of
 
 SESSION_TIMEOUT_S = 10  # session.timeout.ms in common/ka_kafka.c
 LEADER_IDLE_MS = 4000
+IDLE_IN_TRANSACTION_MS = 4000
 
 
 def main():
@@ -30,33 +34,34 @@ def main():
     seed = seed_of(args)
     faults = 0
     with Run(env, "zombie") as run:
-        sc = Scenario(run, seed, n_events=1500, duplicates=0.05, stale=0.03)
+        sc = Scenario(run, seed, n_events=1500, duplicates=0.05, stale=0.03, forecast=True)
         ev = sc.events
         cut1, cut2, cut3 = len(ev) // 4, len(ev) // 2, 3 * len(ev) // 4
         # A collects a batch for three seconds, so a pause lands while it
         # holds events it has not committed.
         # A paused relay leader loses its PostgreSQL session, and with it the
         # leadership, after KA_OUTBOX_LEADER_IDLE_MS.
+        idle = {"KA_OUTBOX_LEADER_IDLE_MS": str(LEADER_IDLE_MS),
+                "KA_PG_IDLE_IN_TRANSACTION_MS": str(IDLE_IN_TRANSACTION_MS)}
         zombies = {k: run.worker(k, 0, {"KA_BATCH_MAX_EVENTS": "100000", "KA_BATCH_MAX_MS": "3000",
-                                        "KA_OUTBOX_LEADER_IDLE_MS": str(LEADER_IDLE_MS)})
-                   .start() for k in KINDS}
+                                        **idle})
+                   .start() for k in WORKERS}
         run.produce(ev[:cut1])
-        run.wait_caught_up(KINDS)
+        run.wait_caught_up(WORKERS)
         run.produce(ev[cut1:cut1 + 150])
         time.sleep(1.0)
         for z in zombies.values():
             z.pause()
         faults += len(zombies)
         paused_at = time.monotonic()
-        takers = {k: run.worker(k, 1, {"KA_BATCH_MAX_EVENTS": "50",
-                                       "KA_OUTBOX_LEADER_IDLE_MS": str(LEADER_IDLE_MS)})
-                  .start() for k in KINDS}
+        takers = {k: run.worker(k, 1, {"KA_BATCH_MAX_EVENTS": "50", **idle})
+                  .start() for k in WORKERS}
         unpublished_before = run.unpublished()
         run.produce(ev[cut1 + 150:cut2])
         # B can only take over once A's session has expired. The outbox too
         # is published while every zombie sleeps: the relay leader among them
         # lost its session, and a taker's relay took the lock.
-        run.wait_caught_up(KINDS, timeout=90)
+        run.wait_caught_up(WORKERS, timeout=90)
         assert time.monotonic() - paused_at >= SESSION_TIMEOUT_S - 1, "B committed before A expired?"
         leaders = sum(int(t.metric("ka_outbox_relay_leader") or 0) for t in takers.values())
         assert leaders == 1, f"{leaders} takers lead the outbox relay while the zombies sleep"
@@ -66,7 +71,7 @@ def main():
             assert z.alive(), f"zombie {z.kind} died: {z.log_path}"
             z.resume()
         run.produce(ev[cut2:cut3])
-        run.wait_caught_up(KINDS, timeout=90)
+        run.wait_caught_up(WORKERS, timeout=90)
         time.sleep(2)  # the zombies' own rounds after waking, caught up or not
         state = run.compare(sc_prefix(sc, cut3))
         evidence = {}
@@ -86,7 +91,7 @@ def main():
         for w in list(takers.values()):
             if w.kind != "opportunity":
                 w.stop()
-        for k in ("visit", "order"):
+        for k in ("visit", "order", "forecast"):
             zombies[k].stop()
         opp_workers = [zombies["opportunity"], takers["opportunity"]]
         before = sum(w.metric("ka_fenced_batches_total") or 0 for w in opp_workers)
@@ -96,9 +101,9 @@ def main():
         assert res.returncode == 0, f"kactl replay: {res.stdout}{res.stderr}"
         faults += 1
         run.produce(ev[cut3:])
-        for k in ("visit", "order"):
+        for k in ("visit", "order", "forecast"):
             zombies[k].start()
-        run.wait_caught_up(KINDS, timeout=120)
+        run.wait_caught_up(WORKERS, timeout=120)
         after = sum(w.metric("ka_fenced_batches_total") or 0 for w in opp_workers)
         assert after > before, f"moving the stored offsets under a running worker fenced " \
                                f"nothing ({before} -> {after} fenced batches)"
@@ -118,6 +123,7 @@ class sc_prefix:
 
     def __init__(self, sc, n):
         self.kinds, self.visit_account_prefix = sc.kinds, sc.visit_account_prefix
+        self.forecast = sc.forecast
         self.log = [e.fields for e in sc.events[:n]]
 
 
