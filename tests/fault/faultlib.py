@@ -612,8 +612,8 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return clock
 
     def _firing_published(self, alert_type, subjects):
-        """(subject, details) of the alerts of `alert_type` whose last published
-        transition, in commit order, is firing."""
+        """The AlertEvents of `alert_type` about `subjects` whose fingerprint's
+        last published transition, in commit order, is firing."""
         pb = proto(self.env.proto_dir)
         committed = {r[0]: int(r[1]) for r in self.env.sql(
             "SELECT event_id, id FROM outbox WHERE topic = :'t'", t=self.topics["alert"])}
