@@ -9,7 +9,9 @@
  * it, and unset it costs one comparison per point.
  *
  * Points (their names are what the variable takes):
- *   commit_before  a transaction fully queued, COMMIT not sent
+ *   commit_before  a transaction fully queued, its pipeline not synced: COMMIT
+ *                  is not sent yet, unless the queue outgrew libpq's output
+ *                  buffer (the server runs each statement as it arrives)
  *   commit_sent    COMMIT sent to PostgreSQL, its answer not read
  *   commit_after   committed, nothing done after it (cache, relay)
  *   relay_before   outbox rows read, none handed to Kafka

@@ -3,8 +3,9 @@ test_kill's signals land wherever they happen to:
 
 1. Every worker kind (the forecast worker too) crashes again and again over
    a backlog, each time at the n-th reach (n random) of one of the
-   transaction's instants: the COMMIT queued but not sent, sent but not
-   answered (the server may or may not have committed), and just committed
+   transaction's instants: the COMMIT queued but (for batches this small)
+   not sent, sent but not answered (the server may or may not have
+   committed), and just committed
    (before the cache update and the relay). Each kind reaches each instant
    twice.
 2. The outbox relay: the opportunity worker alone (so it is the relay's
