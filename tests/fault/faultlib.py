@@ -629,12 +629,14 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                 latest[a.fingerprint] = (order, a)
         return [a for _, a in latest.values() if a.status == pb.alert.ALERT_STATUS_FIRING]
 
-    def check_visit_overdue(self, scenario, visit_worker, timeout=60):
+    def check_visit_scan(self, scenario, visit_worker, timeout=60):
         """Restarts the visit worker with its clock moved to the middle of the
         stream's follow-up due dates, so that its first scan finds about half
         of the run's accounts overdue; the firing visit-overdue alerts, stored
         (with their start at the due date) and as last published, must be the
-        oracle's at the scan's clock. Returns (alerts firing, accounts)."""
+        oracle's at the scan's clock, and so must the decision-maker gaps the
+        same scan judges (the run's deals at 50% or more). Returns (overdue
+        alerts firing, accounts, gap alerts firing, deals)."""
         x = oracle.expected(scenario.log, self.org, self.quotas)
         dues = sorted(a["last_visit"] + a["interval_days"] * 86400000
                       for a in x["accounts"].values() if a["interval_days"])
@@ -654,13 +656,24 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         pb = proto(self.env.proto_dir)
         published = {a.subject_id: a.starts_at_ms for a in self._firing_published(
             pb.alert.ALERT_TYPE_VISIT_OVERDUE, set(ids.values()))}
-        problems = [f"{what}: {sorted(v.items())}, expected {sorted(want.items())}"
+        problems = [f"overdue visits {what}: {sorted(v.items())}, expected {sorted(want.items())}"
                     for what, v in (("firing in alert_state", got),
                                     ("firing as last published", published)) if v != want]
+        deals = set(x["opportunities"])
+        want_gaps = oracle.decision_maker_gaps(x, clock)
+        got_gaps = {r[0] for r in self.env.sql(
+            "SELECT subject_id FROM alert_state WHERE type = 'decision_maker_gap' "
+            "AND status = 'firing' AND starts_with(subject_id, :'p')", p=self.prefix + "-o")}
+        published_gaps = {a.subject_id for a in self._firing_published(
+            pb.alert.ALERT_TYPE_DECISION_MAKER_GAP, deals)}
+        problems += [f"decision-maker gaps {what}: {sorted(v)}, expected {sorted(want_gaps)}"
+                     for what, v in (("firing in alert_state", got_gaps),
+                                     ("firing as last published", published_gaps))
+                     if v != want_gaps]
         if problems:
-            raise AssertionError(f"overdue visits of run {self.name} ({self.prefix}) at "
+            raise AssertionError(f"visit scan of run {self.name} ({self.prefix}) at "
                                  f"{clock}:\n  " + "\n  ".join(problems))
-        return len(want), len(ids)
+        return len(want), len(ids), len(want_gaps), len(deals)
 
     def check_forecast_gap(self, scenario, forecast_worker, timeout=60):
         """Restarts the forecast worker so that its first tick scans the final
@@ -980,7 +993,7 @@ class Scenario:
             self._set_lines(c.lines, lines)
             c.name = f"deal {oid}"
             f.update(opportunity_id=oid, type="created", owner=o["owner"], stage=o["stage"],
-                     amount=o["amount"], close=close, lines=lines)
+                     amount=o["amount"], close=close, lines=lines, account=c.account.name)
             return self._keep(Event("opportunity", oid, e.SerializeToString(), f))
         o = r.choice(live)
         e.opportunity_id, e.actor_id = o["id"], o["owner"]

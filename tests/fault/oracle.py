@@ -126,7 +126,7 @@ class Model:
                 "id": e["opportunity_id"], "owner": e["owner"], "stage": e["stage"],
                 "amount": e["amount"], "status": "open", "last_t": t,
                 "lines": list(e.get("lines", ())), "close": e.get("close"), "confs": {},
-                "closed_t": None}
+                "closed_t": None, "account": e.get("account")}
             return None
         if o is None:
             self.dead_letters.append(e["event_id"])
@@ -393,6 +393,7 @@ def expected(log, org, quotas=None):
         "actuals": {k: tuple(v) for k, v in actuals.items() if v[0] or v[1]},
         "rollup": {k: v for k, v in rollup.items() if v},
         "accounts": {k: dict(v) for k, v in m.accounts.items()},
+        "opportunity_accounts": {k: v["account"] for k, v in m.opps.items()},
         "forecast": _forecast(m, org, quotas or {}, actuals),
         "planning": _planning(m, org),
         "dead_letters": sorted(m.dead_letters),
@@ -410,6 +411,22 @@ def overdue_visits(accounts, clock_ms):
     return {name for name, a in accounts.items()
             if a["interval_days"] and a["man"] != "man"
             and a["last_visit"] + a["interval_days"] * 86400000 < clock_ms}
+
+
+def decision_maker_gaps(x, clock_ms, gap_days=90):
+    """The opportunities whose decision-maker-gap alert must be firing after
+    a scan at clock_ms (找对人): open, at a stage at least 50% likely, and the
+    account met no decision maker in the gap_days before the clock. x is
+    expected()'s outcome."""
+    firing = set()
+    for oid, o in x["opportunities"].items():
+        if o["status"] != "open" or STAGE_BP[o["stage"]] < 5000:
+            continue
+        account = x["accounts"].get(x["opportunity_accounts"].get(oid), {})
+        last_dm = account.get("last_dm")
+        if last_dm is None or last_dm < clock_ms - gap_days * 86400000:
+            firing.add(oid)
+    return firing
 
 
 def forecast_gaps(forecast, quotas, stored, today):
@@ -502,6 +519,12 @@ def _self_check():
     accounts = dict(x["accounts"], k3={"last_visit": t0, "man": "man", "interval_days": 20})
     assert overdue_visits(accounts, t0 + 10 + 20 * day) == set()
     assert overdue_visits(accounts, t0 + 11 + 20 * day) == {"k2"}
+    # Decision-maker gaps: A is open at 70% (stage 06) and its account k2 met
+    # a decision maker at t0 + 5: a gap once 90 days have passed since. B is
+    # closed.
+    x["opportunity_accounts"] = {"A": "k2", "B": "k2"}
+    assert decision_maker_gaps(x, t0 + 5 + 90 * day) == set()
+    assert decision_maker_gaps(x, t0 + 6 + 90 * day) == {"A"}
     assert x["applied"] == 10, x["applied"]
 
 

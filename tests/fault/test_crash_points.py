@@ -113,13 +113,14 @@ def main():
         state = run.compare(sc)
         down = run.check_downstream(sc)
         gaps = run.check_forecast_gap(sc, workers["forecast"])
-        overdue = run.check_visit_overdue(sc, workers["visit"])
+        visits = run.check_visit_scan(sc, workers["visit"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
               f"{down.distinct} distinct ids, {down.resent} re-sent; forecast gaps firing "
-              f"{gaps[0]} of {gaps[1]} node-periods; visits overdue {overdue[0]} of "
-              f"{overdue[1]} accounts", flush=True)
+              f"{gaps[0]} of {gaps[1]} node-periods; visits overdue {visits[0]} of "
+              f"{visits[1]} accounts; decision-maker gaps {visits[2]} of {visits[3]} deals",
+              flush=True)
         report("crash_points", sum(hits.values()), state.events_compared)
     return 0
 
