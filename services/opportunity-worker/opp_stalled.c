@@ -15,6 +15,7 @@
 #include "ka/v1/alert.pb-c.h"
 #include "ka_alert.h"
 #include "ka_validate.h"
+#include "ka_scan.h"
 #include "opp_stalled.h"
 
 
@@ -211,9 +212,12 @@ static ka_err_t scan(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
      * again ends its old episode before the new one starts. */
     if ((rc = run_query(sc, "opp_stalled_over", 0, &sc->resolved)) ||
         (rc = run_query(sc, "opp_stalled_new", 1, &sc->fired)) ||
-        (rc = run_query(sc, "opp_no_visit_over", 0, &sc->resolved)))
+        (rc = run_query(sc, "opp_no_visit_over", 0, &sc->resolved)) ||
+        (rc = run_query(sc, "opp_no_visit_new", 1, &sc->fired)))
         return rc;
-    return run_query(sc, "opp_no_visit_new", 1, &sc->fired);
+    /* Its run, clock and counts, as every scan records them (scan_run). */
+    return ka_scan_record(tx, "stalled_opportunity", sc->now_ms, sc->fired, sc->resolved, errstr,
+                          errlen);
 }
 
 ka_err_t opp_stalled_scan(ka_worker_t *w, int64_t now_ms, int no_visit_days, int *fired,

@@ -675,6 +675,37 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                                  f"{clock}:\n  " + "\n  ".join(problems))
         return len(want), len(ids), len(want_gaps), len(deals)
 
+    def check_stall_scan(self, scenario, opportunity_worker, timeout=120):
+        """Restarts the opportunity worker with its clock moved to the middle
+        of the run's open deals' stage dwell limits, so that its first scan
+        finds about half of them stalled in their stage (and, by then, maybe
+        silent too long); the firing stalled-opportunity alerts per deal and
+        cause, stored and as last published, must be the oracle's at the
+        scan's clock. Returns (alerts firing, open deals)."""
+        x = oracle.expected(scenario.log, self.org, self.quotas)
+        limits = sorted(x["opportunity_times"][k][1] + oracle.MAX_DWELL_DAYS[o["stage"]]
+                        * oracle.DAY_MS for k, o in x["opportunities"].items()
+                        if o["status"] == "open")
+        assert limits, "the stream left no deal open"
+        clock = self._rescan(opportunity_worker, "stalled_opportunity", timeout,
+                             limits[len(limits) // 2])
+        want = oracle.stalled(x, clock)
+        got = {(r[0], r[1]) for r in self.env.sql(
+            "SELECT subject_id, coalesce(details->>'cause', 'stage_dwell') FROM alert_state "
+            "WHERE type = 'stalled_opportunity' AND status = 'firing' "
+            "AND starts_with(subject_id, :'p')", p=self.prefix + "-o")}
+        pb = proto(self.env.proto_dir)
+        published = {(a.subject_id, a.details.get("cause", "stage_dwell"))
+                     for a in self._firing_published(pb.alert.ALERT_TYPE_STALLED_OPPORTUNITY,
+                                                     set(x["opportunities"]))}
+        problems = [f"stalls {what}: {sorted(v)}, expected {sorted(want)}"
+                    for what, v in (("firing in alert_state", got),
+                                    ("firing as last published", published)) if v != want]
+        if problems:
+            raise AssertionError(f"stall scan of run {self.name} ({self.prefix}) at {clock}:"
+                                 "\n  " + "\n  ".join(problems))
+        return len(want), len(limits)
+
     def check_forecast_gap(self, scenario, forecast_worker, timeout=60):
         """Restarts the forecast worker so that its first tick scans the final
         forecast for gaps (the fault runs' scans otherwise wait a day), then

@@ -30,6 +30,9 @@ FORECAST_CATEGORIES = ("commit", "best_case", "pipeline")
 FIGURES = ("closed", "commit", "best_case", "pipeline", "weighted_pipeline")
 ADJUSTABLE = ("closed", "commit", "best_case", "pipeline")
 OPEN_STAGES = ("01", "02", "03", "04", "05", "06", "07")
+# Each open stage's max dwell in days (seed 003, 0002_default_funnels.sql).
+MAX_DWELL_DAYS = {"01": 30, "02": 30, "03": 45, "04": 45, "05": 60, "06": 45, "07": 30}
+DAY_MS = 86400000
 # The alerts that are pure functions of the log. The others are raised by
 # periodic scans on the worker's clock, or from org-wide data (tiers, health
 # of nodes shared with other runs), so the model leaves them out.
@@ -126,7 +129,8 @@ class Model:
                 "id": e["opportunity_id"], "owner": e["owner"], "stage": e["stage"],
                 "amount": e["amount"], "status": "open", "last_t": t,
                 "lines": list(e.get("lines", ())), "close": e.get("close"), "confs": {},
-                "closed_t": None, "account": e.get("account")}
+                "closed_t": None, "account": e.get("account"), "created_t": t,
+                "entered_t": t}
             return None
         if o is None:
             self.dead_letters.append(e["event_id"])
@@ -145,6 +149,8 @@ class Model:
             # Accepted on a closed deal too: it counts once the deal reopens.
             o["confs"][tuple(e["period"])] = (t, e.get("category"))
         elif kind == "stage_changed":
+            if e["stage"] != o["stage"]:
+                o["entered_t"] = t  # a change to the stage it is in changes nothing
             o["stage"] = e["stage"]
             o["status"] = "open"
         elif kind == "owner_changed":
@@ -162,9 +168,11 @@ class Model:
                 return "already_closed"  # closes once
             o["stage"] = WON_STAGE if kind == "won" else LOST_STAGE
             o["status"] = kind
-            o["closed_t"] = t
+            o["closed_t"] = o["entered_t"] = t
             self._resolve_unauthorized(o, t)
         elif kind == "reopened":
+            if o["status"] != "open" or o["stage"] != e["stage"]:
+                o["entered_t"] = t
             o["stage"] = e["stage"]
             o["status"] = "open"
             o["closed_t"] = None
@@ -394,6 +402,7 @@ def expected(log, org, quotas=None):
         "rollup": {k: v for k, v in rollup.items() if v},
         "accounts": {k: dict(v) for k, v in m.accounts.items()},
         "opportunity_accounts": {k: v["account"] for k, v in m.opps.items()},
+        "opportunity_times": {k: (v["created_t"], v["entered_t"]) for k, v in m.opps.items()},
         "forecast": _forecast(m, org, quotas or {}, actuals),
         "planning": _planning(m, org),
         "dead_letters": sorted(m.dead_letters),
@@ -411,6 +420,24 @@ def overdue_visits(accounts, clock_ms):
     return {name for name, a in accounts.items()
             if a["interval_days"] and a["man"] != "man"
             and a["last_visit"] + a["interval_days"] * 86400000 < clock_ms}
+
+
+def stalled(x, clock_ms, no_visit_days=45):
+    """The (opportunity, cause) stalls that must be firing after a scan at
+    clock_ms: an open deal longer in its stage than the stage's max dwell
+    (stage_dwell), or silent no_visit_days: no visit on its account since the
+    later of its last visit and the deal's start (no_visit)."""
+    firing = set()
+    for oid, o in x["opportunities"].items():
+        if o["status"] != "open":
+            continue
+        created, entered = x["opportunity_times"][oid]
+        if entered + MAX_DWELL_DAYS[o["stage"]] * DAY_MS < clock_ms:
+            firing.add((oid, "stage_dwell"))
+        account = x["accounts"].get(x["opportunity_accounts"].get(oid), {})
+        if max(account.get("last_visit") or created, created) + no_visit_days * DAY_MS < clock_ms:
+            firing.add((oid, "no_visit"))
+    return firing
 
 
 def decision_maker_gaps(x, clock_ms, gap_days=90):
@@ -525,6 +552,13 @@ def _self_check():
     x["opportunity_accounts"] = {"A": "k2", "B": "k2"}
     assert decision_maker_gaps(x, t0 + 5 + 90 * day) == set()
     assert decision_maker_gaps(x, t0 + 6 + 90 * day) == {"A"}
+    # Stalls: A entered stage 06 (45 days) at t0 + 1 and was created at t0; its
+    # account was last visited at t0 + 10, so silent since then (45 days).
+    # Its owner change moved no stage.
+    assert x["opportunity_times"]["A"] == (t0, t0 + 1)
+    assert stalled(x, t0 + 1 + 45 * day) == set()
+    assert stalled(x, t0 + 2 + 45 * day) == {("A", "stage_dwell")}
+    assert stalled(x, t0 + 11 + 45 * day) == {("A", "stage_dwell"), ("A", "no_visit")}
     assert x["applied"] == 10, x["applied"]
 
 

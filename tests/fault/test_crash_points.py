@@ -114,13 +114,14 @@ def main():
         down = run.check_downstream(sc)
         gaps = run.check_forecast_gap(sc, workers["forecast"])
         visits = run.check_visit_scan(sc, workers["visit"])
+        stalls = run.check_stall_scan(sc, workers["opportunity"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
               f"{down.distinct} distinct ids, {down.resent} re-sent; forecast gaps firing "
               f"{gaps[0]} of {gaps[1]} node-periods; visits overdue {visits[0]} of "
-              f"{visits[1]} accounts; decision-maker gaps {visits[2]} of {visits[3]} deals",
-              flush=True)
+              f"{visits[1]} accounts; decision-maker gaps {visits[2]} of {visits[3]} deals; "
+              f"stalls {stalls[0]} of {stalls[1]} open deals", flush=True)
         report("crash_points", sum(hits.values()), state.events_compared)
     return 0
 

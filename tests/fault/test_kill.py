@@ -70,13 +70,15 @@ def main():
         batches = {w.kind: w.metric("ka_batches_total") for w in workers.values()}
         gaps = run.check_forecast_gap(sc, workers["forecast"])
         visits = run.check_visit_scan(sc, workers["visit"])
+        stalls = run.check_stall_scan(sc, workers["opportunity"])
         for w in workers.values():
             w.stop()
         print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
               f"{down.distinct} distinct ids, {down.resent} re-sent; batches after the last "
               f"restart {batches}; forecast gaps firing {gaps[0]} of {gaps[1]} node-periods; "
               f"visits overdue {visits[0]} of {visits[1]} accounts; decision-maker gaps "
-              f"{visits[2]} of {visits[3]} deals", flush=True)
+              f"{visits[2]} of {visits[3]} deals; stalls {stalls[0]} of {stalls[1]} open deals",
+              flush=True)
         report("kill", sum(kills.values()), state.events_compared)
     return 0
 
