@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include "it_util.h"
+#include "ka/v1/visit.pb-c.h"
 #include "ka_log.h"
+#include "ka_validate.h"
 
 const char *it_suffix(void)
 {
@@ -26,6 +28,25 @@ const char *it_suffix(void)
                  (int)getpid());
     }
     return suffix;
+}
+
+size_t it_visit_bytes(const char *event_id, const char *account, uint8_t **out)
+{
+    Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
+    Ka__V1__VisitEvent ev = KA__V1__VISIT_EVENT__INIT;
+    Ka__V1__AccountRef acct = KA__V1__ACCOUNT_REF__INIT;
+    header.event_id = (char *)event_id;
+    header.occurred_at_ms = ka_now_ms() - 1000;
+    header.producer = "it";
+    acct.name = (char *)account;
+    ev.header = &header;
+    ev.account = &acct;
+    ev.rep_id = "rep-1";
+    size_t len = ka__v1__visit_event__get_packed_size(&ev);
+    *out = malloc(len + 1);
+    assert_non_null(*out);
+    ka__v1__visit_event__pack(&ev, *out);
+    return len;
 }
 
 ka_config_t *it_config(const char *service)

@@ -2,6 +2,7 @@
 #define IT_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "ka_config.h"
@@ -14,6 +15,10 @@
 /* A suffix unique to this test process, for topics and consumer groups, so
  * runs never see each other's data. */
 const char *it_suffix(void);
+
+/* A minimal valid VisitEvent (rep "rep-1", occurred a second ago) for
+ * `account`, packed into *out (malloc'd); returns its length. */
+size_t it_visit_bytes(const char *event_id, const char *account, uint8_t **out);
 
 /* Loads the configuration from the environment; fails the test on error. */
 ka_config_t *it_config(const char *service);

@@ -28,7 +28,6 @@
 #include <cmocka.h>
 
 #include "it_util.h"
-#include "ka/v1/visit.pb-c.h"
 #include "ka_validate.h"
 
 #define SASL_USER "ka"
@@ -156,24 +155,6 @@ static ka_config_t *client_config(const char *const *settings, size_t n)
     return cfg;
 }
 
-static size_t visit_bytes(const char *event_id, uint8_t **out)
-{
-    Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
-    Ka__V1__VisitEvent ev = KA__V1__VISIT_EVENT__INIT;
-    Ka__V1__AccountRef acct = KA__V1__ACCOUNT_REF__INIT;
-    header.event_id = (char *)event_id;
-    header.occurred_at_ms = ka_now_ms() - 1000;
-    header.producer = "it";
-    acct.name = "SASL Account";
-    ev.header = &header;
-    ev.account = &acct;
-    ev.rep_id = "rep-1";
-    size_t len = ka__v1__visit_event__get_packed_size(&ev);
-    *out = malloc(len + 1);
-    ka__v1__visit_event__pack(&ev, *out);
-    return len;
-}
-
 #define MAX_SETTINGS 8
 
 /* Starts the probe worker with the connection `settings` (KEY=VALUE) on this
@@ -226,7 +207,7 @@ static void processes_an_event(const char *const *settings, size_t n, const char
     uint8_t *buf;
     char event_id[64];
     snprintf(event_id, sizeof event_id, "%s-%s", what, it_suffix());
-    size_t len = visit_bytes(event_id, &buf);
+    size_t len = it_visit_bytes(event_id, "Secured Account", &buf);
     it_produce(kp, fx.topic, "Secured Account", buf, len);
     free(buf);
 
@@ -311,16 +292,29 @@ static void wrong_password_stops_the_worker_with_the_reason(void **state)
                           WRONG_PASSWORD);
 }
 
+/* The TLS listener's settings: the client certificate and `ca` as the
+ * trusted CA. */
+typedef struct tls_settings {
+    char brokers[160], ca[600], cert[600], key[600];
+    const char *s[5];
+} tls_settings_t;
+
+static void tls_settings(tls_settings_t *t, const char *ca)
+{
+    snprintf(t->brokers, sizeof t->brokers, "KA_KAFKA_BROKERS=%s", fx.tls_brokers);
+    snprintf(t->ca, sizeof t->ca, "KA_KAFKA_SSL_CA_LOCATION=%s", ca);
+    snprintf(t->cert, sizeof t->cert, "KA_KAFKA_SSL_CERTIFICATE_LOCATION=%s", fx.cert);
+    snprintf(t->key, sizeof t->key, "KA_KAFKA_SSL_KEY_LOCATION=%s", fx.key);
+    const char *s[] = {t->brokers, "KA_KAFKA_SECURITY_PROTOCOL=ssl", t->ca, t->cert, t->key};
+    memcpy(t->s, s, sizeof s);
+}
+
 static void worker_processes_an_event_over_tls(void **state)
 {
     (void)state;
-    char brokers[160], ca[600], cert[600], key[600];
-    snprintf(brokers, sizeof brokers, "KA_KAFKA_BROKERS=%s", fx.tls_brokers);
-    snprintf(ca, sizeof ca, "KA_KAFKA_SSL_CA_LOCATION=%s", fx.ca);
-    snprintf(cert, sizeof cert, "KA_KAFKA_SSL_CERTIFICATE_LOCATION=%s", fx.cert);
-    snprintf(key, sizeof key, "KA_KAFKA_SSL_KEY_LOCATION=%s", fx.key);
-    const char *s[] = {brokers, "KA_KAFKA_SECURITY_PROTOCOL=ssl", ca, cert, key};
-    processes_an_event(s, 5, "tls", fx.tls_brokers);
+    tls_settings_t t;
+    tls_settings(&t, fx.ca);
+    processes_an_event(t.s, 5, "tls", fx.tls_brokers);
 }
 
 static void an_untrusted_broker_stops_the_worker_with_the_reason(void **state)
@@ -328,13 +322,9 @@ static void an_untrusted_broker_stops_the_worker_with_the_reason(void **state)
     (void)state;
     /* The client's own certificate as the only trusted CA: it did not sign
      * the broker's, so the broker cannot be verified. */
-    char brokers[160], ca[600], cert[600], key[600];
-    snprintf(brokers, sizeof brokers, "KA_KAFKA_BROKERS=%s", fx.tls_brokers);
-    snprintf(ca, sizeof ca, "KA_KAFKA_SSL_CA_LOCATION=%s", fx.cert);
-    snprintf(cert, sizeof cert, "KA_KAFKA_SSL_CERTIFICATE_LOCATION=%s", fx.cert);
-    snprintf(key, sizeof key, "KA_KAFKA_SSL_KEY_LOCATION=%s", fx.key);
-    const char *s[] = {brokers, "KA_KAFKA_SECURITY_PROTOCOL=ssl", ca, cert, key};
-    stops_with_the_reason(s, 5, "a broker certificate it cannot verify", "Kafka TLS failed",
+    tls_settings_t t;
+    tls_settings(&t, fx.cert);
+    stops_with_the_reason(t.s, 5, "a broker certificate it cannot verify", "Kafka TLS failed",
                           NULL);
 }
 

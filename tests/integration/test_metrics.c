@@ -23,7 +23,6 @@
 #include <cmocka.h>
 
 #include "it_util.h"
-#include "ka/v1/visit.pb-c.h"
 #include "ka_validate.h"
 
 #define PARTITIONS 3
@@ -260,19 +259,8 @@ static void produce(const char *topic, const char *event_id, const char *account
     if (garbage) {
         it_produce(fx.kp, topic, account, junk, sizeof junk - 1);
     } else {
-        Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
-        Ka__V1__VisitEvent ev = KA__V1__VISIT_EVENT__INIT;
-        Ka__V1__AccountRef acct = KA__V1__ACCOUNT_REF__INIT;
-        header.event_id = (char *)event_id;
-        header.occurred_at_ms = ka_now_ms() - 1000;
-        header.producer = "it";
-        acct.name = (char *)account;
-        ev.header = &header;
-        ev.account = &acct;
-        ev.rep_id = "rep-1";
-        size_t len = ka__v1__visit_event__get_packed_size(&ev);
-        uint8_t *buf = malloc(len + 1);
-        ka__v1__visit_event__pack(&ev, buf);
+        uint8_t *buf;
+        size_t len = it_visit_bytes(event_id, account, &buf);
         it_produce(fx.kp, topic, account, buf, len);
         free(buf);
     }

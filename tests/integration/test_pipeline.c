@@ -18,7 +18,6 @@
 
 #include "it_util.h"
 #include "ka/v1/alert.pb-c.h"
-#include "ka/v1/visit.pb-c.h"
 #include "ka_redis.h"
 #include "probe_handler.h"
 
@@ -72,28 +71,10 @@ static void stop_worker(void)
     fx.w = NULL;
 }
 
-static size_t visit_bytes(const char *event_id, const char *account, uint8_t **out)
-{
-    Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
-    Ka__V1__VisitEvent ev = KA__V1__VISIT_EVENT__INIT;
-    Ka__V1__AccountRef acct = KA__V1__ACCOUNT_REF__INIT;
-    header.event_id = (char *)event_id;
-    header.occurred_at_ms = ka_now_ms() - 1000;
-    header.producer = "it";
-    acct.name = (char *)account;
-    ev.header = &header;
-    ev.account = &acct;
-    ev.rep_id = "rep-1";
-    size_t len = ka__v1__visit_event__get_packed_size(&ev);
-    *out = malloc(len + 1);
-    ka__v1__visit_event__pack(&ev, *out);
-    return len;
-}
-
 static void produce_visit(const char *event_id, const char *account)
 {
     uint8_t *buf;
-    size_t len = visit_bytes(event_id, account, &buf);
+    size_t len = it_visit_bytes(event_id, account, &buf);
     it_produce(fx.kp, fx.in_topic, account, buf, len);
     free(buf);
     fx.produced++;
