@@ -465,7 +465,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         x = oracle.expected(scenario.log, self.org, self.quotas)
         diffs, rows = [], 0
         nodes = sorted(self.org.nodes())
-        nodes_arr = "{" + ",".join(nodes) + "}"
+        nodes_arr = pg_array(nodes)
 
         def check(what, got, want):
             nonlocal rows
@@ -674,6 +674,22 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
             raise AssertionError(f"visit scan of run {self.name} ({self.prefix}) at "
                                  f"{clock}:\n  " + "\n  ".join(problems))
         return len(want), len(ids), len(want_gaps), len(deals)
+
+    def check_final(self, scenario, workers):
+        """The checks that end a test whose four workers ran a forecast
+        stream: state and downstream against the oracle, then the forecast,
+        visit and stall rescans. Returns (compare's result, a summary line)."""
+        state = self.compare(scenario)
+        down = self.check_downstream(scenario)
+        gaps = self.check_forecast_gap(scenario, workers["forecast"])
+        visits = self.check_visit_scan(scenario, workers["visit"])
+        stalls = self.check_stall_scan(scenario, workers["opportunity"])
+        return state, (
+            f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
+            f"{down.distinct} distinct ids, {down.resent} re-sent; forecast gaps firing "
+            f"{gaps[0]} of {gaps[1]} node-periods; visits overdue {visits[0]} of {visits[1]} "
+            f"accounts; decision-maker gaps {visits[2]} of {visits[3]} deals; stalls "
+            f"{stalls[0]} of {stalls[1]} open deals")
 
     def check_stall_scan(self, scenario, opportunity_worker, timeout=120):
         """Restarts the opportunity worker with its clock moved to the middle

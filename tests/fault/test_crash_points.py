@@ -110,18 +110,10 @@ def main():
         for w in workers.values():
             w.start()
         run.wait_caught_up(WORKERS, timeout=240)
-        state = run.compare(sc)
-        down = run.check_downstream(sc)
-        gaps = run.check_forecast_gap(sc, workers["forecast"])
-        visits = run.check_visit_scan(sc, workers["visit"])
-        stalls = run.check_stall_scan(sc, workers["opportunity"])
+        state, summary = run.check_final(sc, workers)
         for w in workers.values():
             w.stop()
-        print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
-              f"{down.distinct} distinct ids, {down.resent} re-sent; forecast gaps firing "
-              f"{gaps[0]} of {gaps[1]} node-periods; visits overdue {visits[0]} of "
-              f"{visits[1]} accounts; decision-maker gaps {visits[2]} of {visits[3]} deals; "
-              f"stalls {stalls[0]} of {stalls[1]} open deals", flush=True)
+        print(summary, flush=True)
         report("crash_points", sum(hits.values()), state.events_compared)
     return 0
 

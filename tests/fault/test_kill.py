@@ -65,20 +65,11 @@ def main():
         print(f"kills {kills}; stream of {len(sc.events)} events produced", flush=True)
         assert min(kills.values()) >= KILLS_PER_KIND // 2, f"too few kills landed: {kills}"
         run.wait_caught_up(WORKERS, timeout=180)
-        state = run.compare(sc)
-        down = run.check_downstream(sc)
         batches = {w.kind: w.metric("ka_batches_total") for w in workers.values()}
-        gaps = run.check_forecast_gap(sc, workers["forecast"])
-        visits = run.check_visit_scan(sc, workers["visit"])
-        stalls = run.check_stall_scan(sc, workers["opportunity"])
+        state, summary = run.check_final(sc, workers)
         for w in workers.values():
             w.stop()
-        print(f"compared {state.rows_compared} rows; downstream {down.messages} messages, "
-              f"{down.distinct} distinct ids, {down.resent} re-sent; batches after the last "
-              f"restart {batches}; forecast gaps firing {gaps[0]} of {gaps[1]} node-periods; "
-              f"visits overdue {visits[0]} of {visits[1]} accounts; decision-maker gaps "
-              f"{visits[2]} of {visits[3]} deals; stalls {stalls[0]} of {stalls[1]} open deals",
-              flush=True)
+        print(f"{summary}; batches after the last restart {batches}", flush=True)
         report("kill", sum(kills.values()), state.events_compared)
     return 0
 

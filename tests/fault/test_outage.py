@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 
-from faultlib import KINDS, WORKERS, Env, Run, Scenario, report, seed_of
+from faultlib import KINDS, WORKERS, Env, Run, Scenario, pg_array, report, seed_of
 from stacklib import PrivateStack
 
 EVENTS = 900
@@ -51,7 +51,7 @@ def stored_total(run):
     """Sum of the stored offsets of every group of this run."""
     rows = run.env.sql("SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
                        "WHERE consumer_group = ANY(:'g'::text[])",
-                       g="{" + ",".join(run.groups[k] for k in KINDS) + "}")
+                       g=pg_array(run.groups[k] for k in KINDS))
     return int(rows[0][0])
 
 
