@@ -200,7 +200,8 @@ static const kind_t kinds[] = {
      "unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) ON CONFLICT (node_id, "
      "period_kind, period_start) DO UPDATE SET amount_minor = EXCLUDED.amount_minor, "
      "updated_at = now() WHERE quota.amount_minor <> EXCLUDED.amount_minor",
-     "quotas: node_id,period_kind (month|quarter),period_start (first day),amount_minor",
+     "quotas: node_id,period_kind (month|quarter),period_start (first day),amount_minor; "
+     "a new or changed quota reaches the running forecast worker's figures within seconds",
      "node_id period_kind period_start"},
     {"baselines", "baselines.csv", "baseline",
      {{"node_id", COL_ID, 1, NULL, "text", NULL},
