@@ -26,9 +26,20 @@ static const char *const category_labels[] = {"closed", "commit", "best case", "
                                               "weighted pipeline"};
 #define NCATEGORIES 5
 
-/* basis points -> "1.85x"; "-" for NULL (no quota, or nothing left to close). */
-static void times(const char *bp, char *out, size_t len)
+/* Coverage in basis points -> "1.85x". It is stored NULL in two cases the
+ * reader must tell apart: no quota ("-", the quota line says "no quota"), and
+ * quota - closed <= 0, nothing left to close ("met"). */
+static void coverage(const char *bp, const char *quota, const char *closed, char *out,
+                     size_t len)
 {
+    if (!quota || !quota[0]) {
+        snprintf(out, len, "-");
+        return;
+    }
+    if (strtoll(quota, NULL, 10) - strtoll(closed, NULL, 10) <= 0) {
+        snprintf(out, len, "met");
+        return;
+    }
     if (!bp || !bp[0]) {
         snprintf(out, len, "-");
         return;
@@ -99,10 +110,14 @@ static int print_forecasts(void *ud, const ka_pgres_t *res)
             forecast_money(kactl_val(res, i, 8 + c), b, sizeof b);
             row2(category_labels[c], a, b);
         }
-        forecast_money(kactl_val(res, i, 13), a, sizeof a);
+        const char *quota = kactl_val(res, i, 13);
+        if (quota[0])
+            forecast_money(quota, a, sizeof a);
+        else
+            snprintf(a, sizeof a, "no quota");
         printf("  %-18s %18s\n", "quota", a);
-        times(kactl_val(res, i, 14), a, sizeof a);
-        times(kactl_val(res, i, 15), b, sizeof b);
+        coverage(kactl_val(res, i, 14), quota, kactl_val(res, i, 3), a, sizeof a);
+        coverage(kactl_val(res, i, 15), quota, kactl_val(res, i, 8), b, sizeof b);
         row2("coverage", a, b);
         forecast_money(kactl_val(res, i, 16), a, sizeof a);
         forecast_money(kactl_val(res, i, 17), b, sizeof b);
@@ -136,6 +151,8 @@ static int print_history(void *ud, const ka_pgres_t *res)
         period_label(kactl_val(res, i, 0), kactl_val(res, i, 1), label, sizeof label);
         for (int c = 0; c < 5; c++)
             forecast_money(ka_pgres_value(res, i, 5 + c), m[c], sizeof m[c]);
+        if (!ka_pgres_value(res, i, 9))
+            snprintf(m[4], sizeof m[4], "no quota");
         printf("%-8s %-16s %8s %-16s %15s %15s %15s %15s %15s%s\n", label, kactl_val(res, i, 2),
                kactl_val(res, i, 3), ka_pgres_value(res, i, 4) ? kactl_val(res, i, 4) : "(roll-up)", m[0],
                m[1], m[2], m[3], m[4], kactl_val(res, i, 10)[0] == 't' ? "  *" : "");
@@ -175,7 +192,8 @@ static void usage(FILE *out)
             "revenue), commit, best case, pipeline and weighted pipeline, raw and adjusted\n"
             "side by side (adjusted = what a manager revised, with the reason, and what goes\n"
             "up the tree), the quota, coverage (open pipeline / (quota - closed)) and gap\n"
-            "(quota - (closed + commit)).\n\n"
+            "(quota - (closed + commit)); \"no quota\" for a period without one, coverage\n"
+            "\"met\" once closed revenue reached the quota.\n\n"
             "  --period P   one month (2026-03) or quarter (2026-Q1); without it, every\n"
             "               period not ended yet (by the workers' clock, UTC)\n"
             "  --history    also every submission of those periods over time, oldest\n"

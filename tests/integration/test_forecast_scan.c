@@ -15,7 +15,11 @@
  *     the other gets a realistic date; earlier quarters' pushes do not count;
  *   - a forecast behind the configured pace fires a gap alert once and
  *     resolves when closed revenue catches up; linear pace; the episode ends
- *     with the period; a malformed KA_FORECAST_PACE stops the worker. */
+ *     with the period; a malformed KA_FORECAST_PACE stops the worker;
+ *   - `kactl load quotas` while the worker runs gives a rep with no deal and
+ *     no order its forecast row (quota, gap = quota) within seconds, and the
+ *     gap alert of the rep most behind pace; a changed quota follows; each
+ *     ancestor keeps its own quota; kactl forecast says `no quota` and `met`. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -743,6 +747,163 @@ static void forecast_behind_pace_fires_once_and_resolves_when_it_catches_up(void
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 }
 
+/* Loads `rows` (node_id,period_kind,period_start,amount_minor lines) with
+ * kactl load quotas, as an operator would while the workers run. */
+static void load_quotas(const run_t *r, const char *rows)
+{
+    char path[256], args[512], out[4096];
+    snprintf(path, sizeof path, "/tmp/ka-it-quotas-%s.csv", r->sfx);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "node_id,period_kind,period_start,amount_minor\n%s", rows);
+    assert_int_equal(fclose(f), 0);
+    snprintf(args, sizeof args, "load quotas %s", path);
+    int rc = kactl(args, out, sizeof out);
+    unlink(path);
+    if (rc != 0)
+        fail_msg("kactl %s: exit %d: %s", args, rc, out);
+}
+
+/* A forecast row's figures: closed commit best_case pipeline quota
+ * raw_coverage adj_coverage raw_gap adj_gap ("-" for NULL). */
+static void forecast_figures(const char *node, const char *kind, const char *start,
+                             char out[256])
+{
+    const char *args[] = {node, kind, start};
+    q_text("SELECT raw_closed_minor || ' ' || raw_commit_minor || ' ' || raw_best_case_minor "
+           "|| ' ' || raw_pipeline_minor || ' ' || coalesce(quota_minor::text, '-') || ' ' || "
+           "coalesce(raw_coverage_bp::text, '-') || ' ' || coalesce(adj_coverage_bp::text, '-') "
+           "|| ' ' || coalesce(raw_gap_minor::text, '-') || ' ' || "
+           "coalesce(adj_gap_minor::text, '-') FROM forecast WHERE node_id = $1 AND "
+           "period_kind = $2 AND period_start = $3::date", 3, args, out);
+}
+
+/* The line of kactl forecast's output that starts with "  <label> ". */
+static void output_line(const char *out, const char *label, char *line, size_t len)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\n  %s ", label);
+    const char *p = strstr(out, want);
+    if (!p)
+        fail_msg("no line \"%s\" in:\n%s", label, out);
+    p += 1;
+    size_t n = strcspn(p, "\n");
+    snprintf(line, len, "%.*s", (int)n, p);
+}
+
+static void a_loaded_quota_reaches_the_forecast_and_its_gap_alert_while_running(void **state)
+{
+    static run_t r;
+    char team[64], empty[64], met[64], acct[80], rows[512], v[256], out[16384], args[256],
+        line[256];
+    (void)state;
+    init_run(&r, "q");
+    add_node(team, sizeof team, "fqt", &r, r.division, "team");
+    add_node(empty, sizeof empty, "fqe", &r, team, "rep"); /* no deal, no order */
+    add_node(met, sizeof met, "fqm", &r, team, "rep");     /* booked 3,000.00 in May */
+    snprintf(acct, sizeof acct, "facct-%s", r.sfx);
+    account(acct, met);
+    /* The booking as the order worker leaves it: the actual and the marks of
+     * the rep's month and quarter. */
+    const char *am[] = {acct, met};
+    sql("INSERT INTO actual (account_id, sku, node_id, period_month, amount_minor) "
+        "VALUES ($1, 'SKU-0001', $2, '2025-05-01', 300000)", 2, am);
+    const char *m[] = {met};
+    sql("INSERT INTO forecast_dirty (node_id, period_kind, period_start) VALUES "
+        "($1, 'month', '2025-05-01'), ($1, 'quarter', '2025-04-01')", 1, m);
+
+    /* Today 2025-05-16: 15 of May's 31 days and 45 of the quarter's 91 gone. */
+    int64_t clock = midday("2025-05-16"), started = ka_now_ms();
+    pid_t pid = spawn(&r, clock);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 AND "
+                                    "period_kind = 'month' AND period_start = '2025-05-01'",
+                                met, 1, 30000),
+                     1);
+    const char *ea[] = {empty};
+    assert_int_equal(q_int("SELECT count(*) FROM forecast WHERE node_id = $1", 1, ea), 0);
+
+    /* The quotas, loaded while the worker runs: within seconds every
+     * node-period with one has its row. */
+    snprintf(rows, sizeof rows,
+             "%s,month,2025-05-01,1000000\n%s,quarter,2025-04-01,3000000\n"
+             "%s,month,2025-05-01,200000\n%s,month,2025-05-01,500000\n",
+             empty, empty, met, team);
+    load_quotas(&r, rows);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 AND "
+                                    "quota_minor IS NOT NULL", empty, 2, 10000),
+                     2);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 AND "
+                                    "period_kind = 'month' AND quota_minor = 200000",
+                                met, 1, 10000),
+                     1);
+    /* closed commit best_case pipeline quota coverage(raw adj) gap(raw adj):
+     * the empty rep owes its whole quota; nothing open over 10,000.00 left
+     * to close is coverage 0. */
+    forecast_figures(empty, "month", "2025-05-01", v);
+    assert_string_equal(v, "0 0 0 0 1000000 0 0 1000000 1000000");
+    forecast_figures(empty, "quarter", "2025-04-01", v);
+    assert_string_equal(v, "0 0 0 0 3000000 0 0 3000000 3000000");
+    /* booked past its quota: met, no coverage, ahead by 1,000.00 */
+    forecast_figures(met, "month", "2025-05-01", v);
+    assert_string_equal(v, "300000 0 0 0 200000 - - -100000 -100000");
+    /* the ancestors: closed rolls up, the quota is each node's own */
+    forecast_figures(team, "month", "2025-05-01", v);
+    assert_string_equal(v, "300000 0 0 0 500000 0 0 200000 200000");
+    forecast_figures(r.division, "month", "2025-05-01", v);
+    assert_string_equal(v, "300000 0 0 0 - - - - -");
+    forecast_figures(team, "quarter", "2025-04-01", v);
+    assert_string_equal(v, "300000 0 0 0 - - - - -");
+
+    /* The empty rep is behind the (linear) pace in both periods: 15/31 of
+     * 1,000,000 = 483871 and 45/91 of 3,000,000 = 1483516 expected, 0
+     * there. The others are ahead (96774 of 300000, 241935 of 300000). */
+    wait_alert_rows("forecast_gap", empty, "firing", 2);
+    wait_scan(&r, "forecast_gap", worker_now(clock, started) + 500);
+    q_text("SELECT string_agg((details->>'period') || ' ' || (details->>'expected_minor') || "
+           "' ' || (details->>'actual_minor') || ' ' || (details->>'quota_minor'), ', ' "
+           "ORDER BY details->>'period') FROM alert_state WHERE subject_id = $1 AND "
+           "type = 'forecast_gap' AND status = 'firing'", 1, ea, v);
+    assert_string_equal(v, "2025-05 483871 0 1000000, 2025-Q2 1483516 0 3000000");
+    assert_int_equal(alert_rows("forecast_gap", met, "firing"), 0);
+    assert_int_equal(alert_rows("forecast_gap", team, "firing"), 0);
+
+    /* A changed quota follows within seconds; the team keeps its own. */
+    snprintf(rows, sizeof rows, "%s,month,2025-05-01,2000000\n", empty);
+    load_quotas(&r, rows);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 AND "
+                                    "period_kind = 'month' AND quota_minor = 2000000",
+                                empty, 1, 10000),
+                     1);
+    forecast_figures(empty, "month", "2025-05-01", v);
+    assert_string_equal(v, "0 0 0 0 2000000 0 0 2000000 2000000");
+    forecast_figures(team, "month", "2025-05-01", v);
+    assert_string_equal(v, "300000 0 0 0 500000 0 0 200000 200000");
+    stop(pid);
+
+    /* kactl forecast says which: a quota and its gap, met, no quota. */
+    snprintf(args, sizeof args, "forecast %s --period 2025-05", empty);
+    assert_int_equal(kactl(args, out, sizeof out), 0);
+    output_line(out, "quota", line, sizeof line);
+    assert_non_null(strstr(line, "20,000.00"));
+    output_line(out, "gap", line, sizeof line);
+    assert_non_null(strstr(line, "20,000.00"));
+    output_line(out, "coverage", line, sizeof line);
+    assert_non_null(strstr(line, "0.00x"));
+    snprintf(args, sizeof args, "forecast %s --period 2025-05", met);
+    assert_int_equal(kactl(args, out, sizeof out), 0);
+    output_line(out, "coverage", line, sizeof line);
+    char raw_cov[32] = "", adj_cov[32] = "";
+    if (sscanf(line, " coverage %31s %31s", raw_cov, adj_cov) != 2 || strcmp(raw_cov, "met") ||
+        strcmp(adj_cov, "met"))
+        fail_msg("a met quota's coverage: \"%s\"", line);
+    snprintf(args, sizeof args, "forecast %s --period 2025-05", r.division);
+    assert_int_equal(kactl(args, out, sizeof out), 0);
+    output_line(out, "quota", line, sizeof line);
+    assert_non_null(strstr(line, "no quota"));
+    output_line(out, "coverage", line, sizeof line);
+    assert_null(strstr(line, "met"));
+}
+
 static int setup(void **state)
 {
     char err[KA_ERRSTR_SIZE];
@@ -790,6 +951,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(slipping_deals_fire_once_and_resolve_once, kill_leftovers),
         cmocka_unit_test_teardown(forecast_behind_pace_fires_once_and_resolves_when_it_catches_up,
                                   kill_leftovers),
+        cmocka_unit_test_teardown(
+            a_loaded_quota_reaches_the_forecast_and_its_gap_alert_while_running,
+            kill_leftovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
