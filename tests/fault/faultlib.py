@@ -735,7 +735,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
             "SELECT node_id, period_kind, period_start::text FROM forecast "
             "WHERE node_id = ANY(:'n'::text[])", n=nodes)}
         x = oracle.expected(scenario.log, self.org, self.quotas)
-        want = oracle.forecast_gaps(x["forecast"], self.quotas, stored, today)
+        want = oracle.forecast_gaps(x["forecast"], self.quotas, today)
         got = {(r[0], r[1], r[2]) for r in self.env.sql(
             "SELECT subject_id, details->>'period_kind', details->>'period_start' "
             "FROM alert_state WHERE type = 'forecast_gap' AND status = 'firing' "
@@ -756,8 +756,8 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
         return len(want), len(stored)
 
     def stored_forecast(self):
-        """This run's forecast rows with a figure other than zero, in the
-        oracle's shape (None for NULL)."""
+        """This run's forecast rows with a quota or a figure other than zero,
+        in the oracle's shape (None for NULL)."""
         got = {}
         for r in self.env.sql(
                 "SELECT node_id, period_kind, period_start::text, raw_closed_minor, "
@@ -769,7 +769,7 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                 n=pg_array(sorted(self.org.nodes()))):
             v = [None if c == "" else int(c) for c in r[3:]]
             raw, adjusted = tuple(v[0:5]), tuple(v[5:10])
-            if any(raw) or any(adjusted):
+            if any(raw) or any(adjusted) or v[10] is not None:
                 got[(r[0], r[1], r[2])] = {
                     "raw": raw, "adjusted": adjusted, "quota": v[10], "raw_coverage": v[11],
                     "adjusted_coverage": v[12], "raw_gap": v[13], "adjusted_gap": v[14]}

@@ -258,8 +258,9 @@ def _latest(confs, kinds):
 
 
 def _forecast(m, org, quotas, actuals):
-    """Per (node, period kind, period start) of the run's tree: raw and
-    adjusted figures (FIGURES order), quota, coverage and gap of each."""
+    """Per (node, period kind, period start) of the run's tree with a quota
+    or a figure other than zero: raw and adjusted figures (FIGURES order),
+    quota, coverage and gap of each."""
     own, keys = {}, set()
 
     def add(node, kind, start, figure, amount):
@@ -288,6 +289,9 @@ def _forecast(m, org, quotas, actuals):
         add(rep, "quarter", quarter_of(month), "closed", amount)
     for node, kind, start, _ in m.adjustments:
         keys.add((node, kind, start))
+    # A quota alone makes a row (with zero figures): the rep with an empty
+    # pipeline still has its quota and gap.
+    keys.update(quotas)
     for node, kind, start in list(keys):
         for a in org.ancestors(node, strict=True):
             keys.add((a, kind, start))
@@ -314,9 +318,9 @@ def _forecast(m, org, quotas, actuals):
     out = {}
     for node, kind, start in keys:
         raw, adj = figures(node, kind, start)
-        if not any(raw.values()) and not any(adj.values()):
-            continue
         quota = quotas.get((node, kind, start))
+        if not any(raw.values()) and not any(adj.values()) and quota is None:
+            continue
 
         def coverage(f):
             if quota is None or quota - f["closed"] <= 0:
@@ -456,27 +460,26 @@ def decision_maker_gaps(x, clock_ms, gap_days=90):
     return firing
 
 
-def forecast_gaps(forecast, quotas, stored, today):
+def forecast_gaps(forecast, quotas, today):
     """The forecast-gap alerts that must be firing after a scan on `today`
-    (a date): for each node-period of `stored` (the forecast rows that exist,
-    whatever their figures) in the current month or quarter with a quota,
-    behind when adjusted closed + commit < quota x days elapsed before today /
-    days of the period (the linear pace), rounded half up. `forecast` is
-    expected()["forecast"]: a row it lacks has zero figures."""
+    (a date): for each node-period in the current month or quarter with a
+    quota (each has a forecast row, whatever its figures), behind when
+    adjusted closed + commit < quota x days elapsed before today / days of
+    the period (the linear pace), rounded half up. `forecast` is
+    expected()["forecast"]."""
     firing = set()
     starts = {"month": today.replace(day=1),
               "quarter": today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)}
-    for node, kind, start in stored:
-        quota = quotas.get((node, kind, start))
+    for (node, kind, start), quota in quotas.items():
         first = starts[kind]
-        if quota is None or start != first.isoformat():
+        if start != first.isoformat():
             continue
         months = 1 if kind == "month" else 3
         y, m = divmod(first.month - 1 + months, 12)
         days = (datetime.date(first.year + y, m + 1, 1) - first).days
         elapsed = (today - first).days
         expected_by_now = (2 * quota * elapsed + days) // (2 * days)
-        adjusted = forecast.get((node, kind, start), {}).get("adjusted", (0,) * len(FIGURES))
+        adjusted = forecast[(node, kind, start)]["adjusted"]
         if adjusted[0] + adjusted[1] < expected_by_now:
             firing.add((node, kind, start))
     return firing
@@ -602,7 +605,10 @@ def _self_check_forecast():
         adj("j4", t0 + 13, "u-team", "r1", ("month", jan), "best_case", None),  # withdrawn
         adj("j5", t0 + 14, "u-div", "div", ("quarter", q1), "pipeline", 7),
     ]
-    quotas = {("team", "month", jan): 10000, ("div", "quarter", q1): 1000}
+    # r2 has no figure in January (B omitted, C won in February): its quota
+    # alone makes the row. r1's Q1 quota 300 is met by its closed 300.
+    quotas = {("team", "month", jan): 10000, ("div", "quarter", q1): 1000,
+              ("r2", "month", jan): 400, ("r1", "quarter", q1): 300}
     x = expected(log, org, quotas)
 
     def row(raw, adjusted, quota=None, cov=(None, None), gap=(None, None)):
@@ -621,7 +627,11 @@ def _self_check_forecast():
         ("div", "month", jan): row(team_jan_adj, team_jan_adj),
         ("r2", "month", feb): row(b_feb, b_feb), ("team", "month", feb): row(b_feb, b_feb),
         ("div", "month", feb): row(b_feb, b_feb),
-        ("r1", "quarter", q1): row((300, 0, 0, 0, 0), (300, 0, 0, 0, 0)),
+        # no figure: coverage 0 / (400 - 0) = 0, gap 400
+        ("r2", "month", jan): row((0,) * 5, (0,) * 5, 400, (0, 0), (400, 400)),
+        # met: quota - closed = 0, no coverage; gap 300 - 300
+        ("r1", "quarter", q1): row((300, 0, 0, 0, 0), (300, 0, 0, 0, 0), 300, (None, None),
+                                   (0, 0)),
         ("r2", "quarter", q1): row(b_feb, b_feb),
         ("team", "quarter", q1): row(q1_team, q1_team),
         # 2000 / (1000 - 300) = 28571 bp; adjusted 2007 / 700 = 28671 bp; gap 1000 - 2300
@@ -644,16 +654,17 @@ def _self_check_forecast():
     # Gaps on 2026-01-11 (10 of 31 days gone): the team's January quota
     # 10000 expects 3226 (3225.8); adjusted closed + commit 5300 is ahead. The
     # division's Q1 quota 1000 expects 111 (10 of 90 days: 111.1), and 2300 is
-    # ahead too; with a quota of 30000 it expects 3333 and is behind. r2 has
-    # a January row (zero figures) and a quota: behind. No quota, no verdict.
-    stored = set(want) | {("r2", "month", jan)}
+    # ahead too; with a quota of 30000 it expects 3333 and is behind. r2's
+    # January quota 400 expects 129 (129.03) of its empty pipeline: behind.
+    # r1's Q1 quota 300 expects 33 and has 300. No quota (r1's January), no
+    # verdict.
     today = datetime.date(2026, 1, 11)
-    assert forecast_gaps(x["forecast"], quotas, stored, today) == set()
-    behind = {**quotas, ("div", "quarter", q1): 30000, ("r2", "month", jan): 100}
-    assert forecast_gaps(x["forecast"], behind, stored, today) == \
+    assert forecast_gaps(x["forecast"], quotas, today) == {("r2", "month", jan)}
+    behind = {**quotas, ("div", "quarter", q1): 30000}
+    assert forecast_gaps(x["forecast"], behind, today) == \
         {("div", "quarter", q1), ("r2", "month", jan)}
     # On the first day nothing is expected yet; February's rows are not current.
-    assert forecast_gaps(x["forecast"], behind, stored, datetime.date(2026, 1, 1)) == set()
+    assert forecast_gaps(x["forecast"], behind, datetime.date(2026, 1, 1)) == set()
 
 
 if __name__ == "__main__":
