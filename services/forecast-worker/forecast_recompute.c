@@ -137,9 +137,13 @@ static const char *statements[][2] = {
      "to_char(date_trunc('month', o.closed_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') "
      "FROM opportunity o LEFT JOIN funnel_stage s ON s.definition_id = o.definition_id "
      "AND s.code = o.stage_code WHERE o.id = ANY($1::text[])"},
+    /* 商机确认 counts for the owner who confirmed, while they own the deal:
+     * after a reassignment, only the new owner's confirmations. */
     {"forecast_confirmations",
-     "SELECT opportunity_id, period_kind, period_start::text, category, " MS("confirmed_at") " "
-     "FROM forecast_confirmation WHERE opportunity_id = ANY($1::text[])"},
+     "SELECT c.opportunity_id, c.period_kind, c.period_start::text, c.category, "
+     MS("c.confirmed_at") " FROM forecast_confirmation c JOIN opportunity o "
+     "ON o.id = c.opportunity_id AND o.owner_rep_id = c.owner_rep_id "
+     "WHERE c.opportunity_id = ANY($1::text[])"},
     {"forecast_opp_lines",
      "SELECT opportunity_id, sku, (quantity * 1000)::bigint FROM opportunity_line "
      "WHERE opportunity_id = ANY($1::text[]) ORDER BY opportunity_id, line_no"},
@@ -348,7 +352,7 @@ static void add_planning(work_t *w, proj_t *p, const fopp_t *o, const char *mont
 }
 
 /* What one opportunity contributes now. An open deal counts only once
- * confirmed: in its owner's forecast for its latest confirmed month and
+ * confirmed by its owner: in its owner's forecast for its latest confirmed month and
  * quarter, and in the planning feed in the month it is expected to close
  * (weighted by its probability; committed when its category is commit). A
  * won deal is committed demand in the month it was won. */

@@ -255,7 +255,8 @@ static void period_of(const char *start, int quarter, Ka__V1__Period *p)
     p->number = quarter ? (m - 1) / 3 + 1 : m;
 }
 
-static void confirm(run_t *r, const char *opp, int rep, int quarter, int category)
+/* 商机确认 by `actor` (NULL: no actor) for the current month or quarter. */
+static void confirm_by(run_t *r, const char *opp, const char *actor, int quarter, int category)
 {
     Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
     Ka__V1__ForecastConfirmed c = KA__V1__FORECAST_CONFIRMED__INIT;
@@ -263,10 +264,15 @@ static void confirm(run_t *r, const char *opp, int rep, int quarter, int categor
     period_of(quarter ? r->quarter : r->month, quarter, &p);
     c.period = &p;
     c.category = (Ka__V1__ForecastCategory)category;
-    e.actor_id = r->reps[rep];
+    e.actor_id = (char *)actor;
     e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED;
     e.forecast_confirmed = &c;
     send_opp(r, &e, opp);
+}
+
+static void confirm(run_t *r, const char *opp, int rep, int quarter, int category)
+{
+    confirm_by(r, opp, r->reps[rep], quarter, category);
 }
 
 static void adjust(run_t *r, const char *node, const char *actor, int category, int64_t amount)
@@ -384,6 +390,8 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     create(&r, o[3], 2, "05", 800000, 2000, 0);      /* best case, 50% */
     confirm(&r, o[3], 2, 0, 0);
     create(&r, o[4], 2, "07", 999999, 1000, 0);      /* never confirmed: not counted */
+    confirm(&r, o[4], 0, 0, COMMIT);                 /* by another rep: refused */
+    confirm_by(&r, o[4], NULL, 0, COMMIT);           /* by nobody: refused */
     create(&r, o[5], 1, "07", 200000, 1000, 0);      /* the quarter only, as commit */
     confirm(&r, o[5], 1, 1, COMMIT);
     book(&r, order, 0, 100000);                      /* closed for rep 0 */
@@ -420,6 +428,16 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     const char *dl[] = {r.g_forecast};
     assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
                            "AND reason = 'unauthorized_adjustment'", 1, dl), 1);
+    /* 商机确认 by the owner only: o4's confirmations by rep 0 and by no one
+     * were dead-lettered and it counts nowhere (rep 2 above) */
+    const char *dlo[] = {r.g_opp};
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'not_owner'", 1, dlo), 1);
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'missing_actor'", 1, dlo), 1);
+    const char *o4[] = {o[4]};
+    assert_int_equal(q_int("SELECT count(*) FROM forecast_confirmation WHERE opportunity_id = $1",
+                           1, o4), 0);
 
     /* planning: line items x probabilities, per sku, month and division */
     const char *pa[] = {r.month, r.division};
@@ -438,7 +456,9 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
                            "AND division_node_id = $2", 2, pa),
                      4500);
 
-    /* The team-1 deal moves to rep 0 (team 0), by the division manager. */
+    /* The team-1 deal moves to rep 0 (team 0), by the division manager: rep
+     * 2's confirmation no longer counts, for anyone, until rep 0 confirms it;
+     * rep 2 may not confirm it any more. */
     Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
     Ka__V1__OwnerChanged oc = KA__V1__OWNER_CHANGED__INIT;
     oc.new_owner_rep_id = r.reps[0];
@@ -446,8 +466,19 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED;
     e.owner_changed = &oc;
     send_opp(&r, &e, o[3]);
+    confirm(&r, o[3], 2, 0, 0);
     wait_settled(&r, 0);
     expect(r.teams[1], "month", r.month, "raw", "0|0|0|0|0");
+    expect(r.reps[0], "month", r.month, "raw", "100000|1500000|0|0|1150000");
+    expect(r.teams[0], "month", r.month, "raw", "100000|1500000|0|300000|1210000");
+    expect(r.division, "month", r.month, "raw", "100000|2000000|0|300000|1210000");
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'not_owner'", 1, dlo), 2);
+    /* the new owner confirms it: it counts again, once, in team 0 */
+    confirm(&r, o[3], 0, 0, 0);
+    wait_settled(&r, 0);
+    expect(r.teams[1], "month", r.month, "raw", "0|0|0|0|0");
+    expect(r.reps[0], "month", r.month, "raw", "100000|1500000|800000|0|1550000");
     expect(r.teams[0], "month", r.month, "raw", "100000|1500000|800000|300000|1610000");
     expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
     /* its last change published (after the debounce window), and relayed */
