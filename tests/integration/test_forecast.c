@@ -398,6 +398,7 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     adjust(&r, r.teams[0], r.mgr_team[0], COMMIT, 2000000);
     adjust(&r, r.division, r.mgr_div, BEST_CASE, 5000000);
     adjust(&r, r.teams[1], r.mgr_team[0], COMMIT, 1); /* not their team: refused */
+    adjust(&r, r.teams[1], r.mgr_div, COMMIT, 7);    /* a node above theirs: refused too */
     spawn_all(&r, 7);
     wait_settled(&r, 0);
 
@@ -408,6 +409,7 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     expect(r.teams[0], "month", r.month, "raw", "100000|1500000|0|300000|1210000");
     expect(r.teams[0], "month", r.month, "adj", "100000|2000000|0|300000|1210000");
     expect(r.teams[1], "month", r.month, "raw", "0|0|800000|0|400000");
+    expect(r.teams[1], "month", r.month, "adj", "0|0|800000|0|400000");
     expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
     expect(r.division, "month", r.month, "adj", "100000|2000000|5000000|300000|1610000");
     /* the quarter: the months' confirmations and the quarter-only deal */
@@ -425,9 +427,14 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     /* every submission kept */
     assert_true(q_int("SELECT count(*) FROM forecast_submission WHERE node_id = $1 "
                       "AND period_kind = 'month' AND period_start = $2::date", 2, t0) >= 1);
+    /* 修订销售预测 at their own node only: the other team's manager and the
+     * division's manager both refused at team 1 */
     const char *dl[] = {r.g_forecast};
     assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
-                           "AND reason = 'unauthorized_adjustment'", 1, dl), 1);
+                           "AND reason = 'unauthorized_adjustment'", 1, dl), 2);
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'unauthorized_adjustment' "
+                           "AND detail LIKE '%only the node''s manager%'", 1, dl), 2);
     /* 商机确认 by the owner only: o4's confirmations by rep 0 and by no one
      * were dead-lettered and it counts nowhere (rep 2 above) */
     const char *dlo[] = {r.g_opp};
