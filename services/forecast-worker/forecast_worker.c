@@ -31,6 +31,7 @@ struct forecast_ctx {
     int64_t debounce_ms, full_interval_ms;
     int64_t next_recompute_mono, next_publish_mono;
     long long last_full_round;
+    char month_checked[11]; /* whose overdue planning demand was moved */
 
     /* per batch */
     char **manager_nodes, **managers; /* (node, its manager) */
@@ -258,7 +259,8 @@ static void forecast_tick(void *ud, ka_worker_t *w)
         int taken = RECOMPUTE_LIMIT;
         ctx->next_recompute_mono = mono + RECOMPUTE_EVERY_MS;
         for (int round = 0; round < RECOMPUTE_ROUNDS && taken == RECOMPUTE_LIMIT; round++)
-            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, &taken, err, sizeof err) != KA_OK) {
+            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, ctx->month_checked, &taken, err,
+                                       sizeof err) != KA_OK) {
                 ka_log(KA_LOG_WARN, "forecast recompute failed", "{s:s}", "error", err);
                 break;
             }
