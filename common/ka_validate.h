@@ -31,6 +31,9 @@ typedef struct ka_reject {
 #define KA_REASON_UNKNOWN_OPPORTUNITY "unknown_opportunity"
 #define KA_REASON_UNAUTHORIZED "unauthorized_owner_change"
 #define KA_REASON_UNAUTHORIZED_ADJUSTMENT "unauthorized_adjustment"
+/* 商机确认: a forecast confirmation by anyone but the current owner, or by no one. */
+#define KA_REASON_NOT_OWNER "not_owner"
+#define KA_REASON_MISSING_ACTOR "missing_actor"
 #define KA_REASON_APPLY "apply_failed"
 
 /* Bounds shared by every worker. */

@@ -34,6 +34,8 @@ typedef struct fopp {
     size_t nconfs;
     sku_qty_t *lines;
     size_t nlines;
+    sku_qty_t *delivered; /* per sku, by booked orders naming it */
+    size_t ndelivered;
     int had_projection, pushes;
     char old_close[11], pushes_quarter[11];
 } fopp_t;
@@ -54,7 +56,7 @@ typedef struct work {
     size_t nkeys;
     pkey_t *pkeys;
     size_t npkeys;
-    char quarter_now[11];
+    char month_now[11], quarter_now[11];
 } work_t;
 
 static void copy(char *dst, size_t len, const char *src)
@@ -110,6 +112,7 @@ static void free_work(work_t *w)
     for (size_t i = 0; i < w->nopps; i++) {
         free(w->opps[i].confs);
         free(w->opps[i].lines);
+        free(w->opps[i].delivered);
     }
     free(w->opps);
     free(w->keys);
@@ -137,9 +140,23 @@ static const char *statements[][2] = {
      "to_char(date_trunc('month', o.closed_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') "
      "FROM opportunity o LEFT JOIN funnel_stage s ON s.definition_id = o.definition_id "
      "AND s.code = o.stage_code WHERE o.id = ANY($1::text[])"},
+    /* 商机确认 counts for the owner who confirmed, while they own the deal:
+     * after a reassignment, only the new owner's confirmations. */
     {"forecast_confirmations",
-     "SELECT opportunity_id, period_kind, period_start::text, category, " MS("confirmed_at") " "
-     "FROM forecast_confirmation WHERE opportunity_id = ANY($1::text[])"},
+     "SELECT c.opportunity_id, c.period_kind, c.period_start::text, c.category, "
+     MS("c.confirmed_at") " FROM forecast_confirmation c JOIN opportunity o "
+     "ON o.id = c.opportunity_id AND o.owner_rep_id = c.owner_rep_id "
+     "WHERE c.opportunity_id = ANY($1::text[])"},
+    /* What booked orders naming a deal delivered of it, per sku. */
+    {"forecast_delivered",
+     "SELECT s.opportunity_id, l.sku, round(sum(l.quantity) * 1000)::bigint FROM sales_order s "
+     "JOIN sales_order_line l ON l.order_id = s.id WHERE s.opportunity_id = ANY($1::text[]) "
+     "AND s.status = 'booked' GROUP BY 1, 2"},
+    /* The month rolled over: deals with demand in a month now past (open
+     * overdue, won not delivered) are projected again, into this month. */
+    {"forecast_remark_past",
+     "INSERT INTO forecast_dirty (opportunity_id) SELECT DISTINCT opportunity_id "
+     "FROM planning_line WHERE period_month < $1::date"},
     {"forecast_opp_lines",
      "SELECT opportunity_id, sku, (quantity * 1000)::bigint FROM opportunity_line "
      "WHERE opportunity_id = ANY($1::text[]) ORDER BY opportunity_id, line_no"},
@@ -331,27 +348,65 @@ static void add_line(work_t *w, proj_t *p, const fopp_t *o, const conf_t *c, con
     add_key(w, o->owner, kind, start);
 }
 
+static void add_planning_row(work_t *w, proj_t *p, const fopp_t *o, const char *sku,
+                             const char *month, int64_t qty, int prob_bp, int64_t committed)
+{
+    ka_buf_array_add(&p->pl.b[0], o->id);
+    ka_buf_array_add(&p->pl.b[1], sku);
+    ka_buf_array_add(&p->pl.b[2], month);
+    ka_buf_array_add(&p->pl.b[3], o->division);
+    ka_buf_array_add_int(&p->pl.b[4], qty);
+    ka_buf_array_add_int(&p->pl.b[5], prob_bp);
+    ka_buf_array_add_int(&p->pl.b[6], committed);
+    p->pl.rows++;
+    add_pkey(w, sku, month, o->division);
+}
+
 static void add_planning(work_t *w, proj_t *p, const fopp_t *o, const char *month, int prob_bp,
                          int committed)
 {
+    for (size_t i = 0; i < o->nlines; i++)
+        add_planning_row(w, p, o, o->lines[i].sku, month, o->lines[i].qty_milli, prob_bp,
+                         committed ? o->lines[i].qty_milli : 0);
+}
+
+/* A won deal is committed demand until delivered: per sku, its quantity
+ * less what booked orders naming it carry. Nothing for a delivered sku, so
+ * no line is left to move at the next month. */
+static void add_undelivered(work_t *w, proj_t *p, const fopp_t *o, const char *month)
+{
     for (size_t i = 0; i < o->nlines; i++) {
-        ka_buf_array_add(&p->pl.b[0], o->id);
-        ka_buf_array_add(&p->pl.b[1], o->lines[i].sku);
-        ka_buf_array_add(&p->pl.b[2], month);
-        ka_buf_array_add(&p->pl.b[3], o->division);
-        ka_buf_array_add_int(&p->pl.b[4], o->lines[i].qty_milli);
-        ka_buf_array_add_int(&p->pl.b[5], prob_bp);
-        ka_buf_array_add_int(&p->pl.b[6], committed ? o->lines[i].qty_milli : 0);
-        p->pl.rows++;
-        add_pkey(w, o->lines[i].sku, month, o->division);
+        int64_t qty = 0, left;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(o->lines[j].sku, o->lines[i].sku) == 0;
+        if (seen)
+            continue; /* counted with the sku's first line */
+        for (size_t j = i; j < o->nlines; j++)
+            if (strcmp(o->lines[j].sku, o->lines[i].sku) == 0)
+                qty += o->lines[j].qty_milli;
+        left = qty;
+        for (size_t d = 0; d < o->ndelivered; d++)
+            if (strcmp(o->delivered[d].sku, o->lines[i].sku) == 0)
+                left -= o->delivered[d].qty_milli;
+        if (left > 0)
+            add_planning_row(w, p, o, o->lines[i].sku, month, left, 0, left);
     }
 }
 
+/* The later of two "YYYY-MM-01" months: demand is never in a month over. */
+static const char *not_before(const char *month, const char *now)
+{
+    return strcmp(month, now) < 0 ? now : month;
+}
+
 /* What one opportunity contributes now. An open deal counts only once
- * confirmed: in its owner's forecast for its latest confirmed month and
- * quarter, and in the planning feed in the month it is expected to close
- * (weighted by its probability; committed when its category is commit). A
- * won deal is committed demand in the month it was won. */
+ * confirmed by its owner: in its owner's forecast for its latest confirmed
+ * month and quarter, and in the planning feed in the month it is expected
+ * to close, or this month when that is over (weighted by its probability;
+ * committed when its category is commit). A won deal is committed demand,
+ * in the month it was won or this month when that is over, for what booked
+ * orders naming it have not delivered yet. */
 static void project(work_t *w, proj_t *p, fopp_t *o)
 {
     if (!o->exists)
@@ -371,10 +426,13 @@ static void project(work_t *w, proj_t *p, fopp_t *o)
             else
                 copy(month, sizeof month, last->start);
             if (cat)
-                add_planning(w, p, o, month, o->prob_bp, strcmp(cat, "commit") == 0);
+                add_planning(w, p, o, not_before(month, w->month_now), o->prob_bp,
+                             strcmp(cat, "commit") == 0);
         }
-    } else if (strcmp(o->status, "won") == 0 && o->division[0] && o->closed_month[0]) {
-        add_planning(w, p, o, o->closed_month, 0, 1);
+    } else if (strcmp(o->status, "won") == 0 && o->division[0]) {
+        add_undelivered(w, p, o,
+                        o->closed_month[0] ? not_before(o->closed_month, w->month_now)
+                                           : w->month_now);
     }
     /* 推迟: the expected close date moved later; counted per quarter. */
     int pushes = o->pushes;
@@ -442,6 +500,17 @@ static ka_err_t read_opps(work_t *w, ka_tx_t *tx, const char *ids, char *errstr,
     }
     ka_rows_free(&r);
     if (rc == KA_OK)
+        rc = ka_rows_query(tx, "forecast_delivered", 1, p, &r, errstr, errlen);
+    for (int i = 0; rc == KA_OK && i < r.nrows; i++) {
+        fopp_t *o = find_opp(w, ka_rows_str(&r, i, 0));
+        if (!o)
+            continue;
+        o->delivered = ka_realloc(o->delivered, (o->ndelivered + 1) * sizeof *o->delivered);
+        copy(o->delivered[o->ndelivered].sku, sizeof o->delivered[0].sku, ka_rows_str(&r, i, 1));
+        o->delivered[o->ndelivered++].qty_milli = ka_rows_int(&r, i, 2, 0);
+    }
+    ka_rows_free(&r);
+    if (rc == KA_OK)
         rc = ka_rows_query(tx, "forecast_old_projection", 1, p, &r, errstr, errlen);
     for (int i = 0; rc == KA_OK && i < r.nrows; i++) {
         fopp_t *o = find_opp(w, ka_rows_str(&r, i, 0));
@@ -503,6 +572,8 @@ static ka_err_t expand_ancestors(work_t *w, ka_tx_t *tx, char *errstr, size_t er
 
 typedef struct run {
     int limit, taken;
+    char *month_checked; /* the caller's; set once this month's re-mark committed */
+    char month_now[11];
 } run_t;
 
 static ka_err_t queue_projection(work_t *w, ka_tx_t *tx, proj_t *p, char *errstr, size_t errlen)
@@ -583,6 +654,21 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
     memset(&w, 0, sizeof w);
     if ((rc = ka_scan_lock(tx, RECOMPUTE_LOCK, &locked, errstr, errlen)) || !locked)
         return rc;
+    time_t now = (time_t)(ka_now_ms() / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(month_now, sizeof month_now, "%Y-%m-01", &tm);
+    copy(w.month_now, sizeof w.month_now, month_now);
+    forecast_quarter_of(month_now, w.quarter_now);
+    /* Once per month (and process): under the lock, so every line written
+     * before is seen, and taken below in this same transaction. */
+    if (strcmp(rn->month_checked, month_now) != 0) {
+        ka_pg_param_t mp = {month_now, 0, 0};
+        if ((rc = ka_pg_pipe_push(ka_tx_pg(tx), "forecast_remark_past", 1, &mp, NULL, NULL,
+                                  errstr, errlen)))
+            return rc;
+        copy(rn->month_now, sizeof rn->month_now, month_now);
+    }
     snprintf(limit, sizeof limit, "%d", rn->limit);
     const char *lp[] = {limit};
     if ((rc = ka_rows_query(tx, "forecast_take", 1, lp, &marks, errstr, errlen)))
@@ -592,11 +678,6 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
         ka_rows_free(&marks);
         return KA_OK;
     }
-    time_t now = (time_t)(ka_now_ms() / 1000);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(month_now, sizeof month_now, "%Y-%m-01", &tm);
-    forecast_quarter_of(month_now, w.quarter_now);
 
     memset(&p, 0, sizeof p);
     ka_buf_array_begin(&p.ids);
@@ -638,11 +719,13 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
     return rc;
 }
 
-ka_err_t forecast_recompute_run(ka_worker_t *w, int limit, int *taken, char *errstr,
-                                size_t errlen)
+ka_err_t forecast_recompute_run(ka_worker_t *w, int limit, char month_checked[11], int *taken,
+                                char *errstr, size_t errlen)
 {
-    run_t rn = {limit, 0};
+    run_t rn = {limit, 0, month_checked, ""};
     ka_err_t rc = ka_worker_transaction(w, run, &rn, errstr, errlen);
     *taken = rc == KA_OK ? rn.taken : 0;
+    if (rc == KA_OK && rn.month_now[0])
+        copy(month_checked, 11, rn.month_now);
     return rc;
 }

@@ -31,9 +31,10 @@ struct forecast_ctx {
     int64_t debounce_ms, full_interval_ms;
     int64_t next_recompute_mono, next_publish_mono;
     long long last_full_round;
+    char month_checked[11]; /* whose overdue planning demand was moved */
 
     /* per batch */
-    char **manager_nodes, **managers; /* (node, a manager of it or of an ancestor) */
+    char **manager_nodes, **managers; /* (node, its manager) */
     size_t nmanagers;
     char **raw_keys; /* "<node>|<kind>|<start>|<category>" -> raw_values */
     long long *raw_values;
@@ -212,11 +213,12 @@ static ka_err_t forecast_apply(void *ud, ka_tx_t *tx, ka_event_t *const *events,
                          "category has no figure to adjust");
             continue;
         }
-        /* 修订销售预测: the node's manager, or a superior's. */
+        /* 修订销售预测 "at their node": the node's own manager only; a
+         * superior adjusts their own node, of which this one's figure is a part. */
         if (!e->actor_id || !may_adjust(ctx, a->node_id, e->actor_id)) {
             ka_tx_reject(tx, events[i], KA_REASON_UNAUTHORIZED_ADJUSTMENT,
-                         "\"%s\" manages neither node \"%s\" nor a node above it",
-                         e->actor_id ? e->actor_id : "", a->node_id);
+                         "\"%s\" is not the manager of node \"%s\": only the node's manager "
+                         "adjusts its forecast", e->actor_id ? e->actor_id : "", a->node_id);
             continue;
         }
         period_start(a->period, start, &kind);
@@ -257,7 +259,8 @@ static void forecast_tick(void *ud, ka_worker_t *w)
         int taken = RECOMPUTE_LIMIT;
         ctx->next_recompute_mono = mono + RECOMPUTE_EVERY_MS;
         for (int round = 0; round < RECOMPUTE_ROUNDS && taken == RECOMPUTE_LIMIT; round++)
-            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, &taken, err, sizeof err) != KA_OK) {
+            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, ctx->month_checked, &taken, err,
+                                       sizeof err) != KA_OK) {
                 ka_log(KA_LOG_WARN, "forecast recompute failed", "{s:s}", "error", err);
                 break;
             }
@@ -287,9 +290,8 @@ static void forecast_tick(void *ud, ka_worker_t *w)
 
 static const char *statements[][2] = {
     {"forecast_managers",
-     "SELECT DISTINCT c.descendant_id, n.manager_user_id FROM org_closure c "
-     "JOIN org_node n ON n.id = c.ancestor_id "
-     "WHERE c.descendant_id = ANY($1::text[]) AND n.manager_user_id IS NOT NULL"},
+     "SELECT id, manager_user_id FROM org_node "
+     "WHERE id = ANY($1::text[]) AND manager_user_id IS NOT NULL"},
     {"forecast_raw",
      "SELECT node_id, period_kind, period_start::text, raw_closed_minor, raw_commit_minor, "
      "raw_best_case_minor, raw_pipeline_minor FROM forecast WHERE node_id = ANY($1::text[])"},

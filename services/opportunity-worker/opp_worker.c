@@ -818,6 +818,17 @@ static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_
     case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED: {
         Ka__V1__Period *p = e->forecast_confirmed->period;
         char start[16];
+        /* 商机确认 (避免重复计算): only the owner of the moment confirms. */
+        if (!e->actor_id || !*e->actor_id || strcmp(e->actor_id, o->owner) != 0) {
+            add_delta(ctx, o, +1);
+            if (!e->actor_id || !*e->actor_id)
+                ka_tx_reject(tx, ev, KA_REASON_MISSING_ACTOR, "a forecast confirmation needs "
+                             "actor_id: only the owner \"%s\" may confirm", o->owner);
+            else
+                ka_tx_reject(tx, ev, KA_REASON_NOT_OWNER, "\"%s\" is not the owner \"%s\": only "
+                             "the owner may confirm", e->actor_id, o->owner);
+            return NULL;
+        }
         int month = p->kind == KA__V1__PERIOD_KIND__PERIOD_KIND_MONTH ? p->number
                                                                       : (p->number - 1) * 3 + 1;
         snprintf(start, sizeof start, "%04d-%02d-01", p->year, month);

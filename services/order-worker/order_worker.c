@@ -572,7 +572,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
                              size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    ka_cols_t ord, lines, cleared, act, roll, mark;
+    ka_cols_t ord, lines, cleared, act, roll, mark, opp_mark;
     ka_pg_param_t p[KA_COLS_MAX];
     ka_err_t rc = KA_OK;
 
@@ -582,10 +582,15 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     ka_cols_begin(&act, 6);
     ka_cols_begin(&roll, 3);
     ka_cols_begin(&mark, 2);
+    ka_cols_begin(&opp_mark, 2);
     for (size_t i = 0; i < ctx->norders; i++) {
         const order_t *o = &ctx->orders[i];
         if (!o->touched)
             continue;
+        /* What a won deal still needs (the planning feed) moves with its orders. */
+        ka_buf_array_add(&opp_mark.b[0], o->id);
+        ka_buf_array_add(&opp_mark.b[1], o->opp[0] ? o->opp : NULL);
+        opp_mark.rows++;
         const char *text[] = {o->id, o->account, o->rep, o->opp[0] ? o->opp : NULL, o->channel,
                               o->distributor[0] ? o->distributor : NULL,
                               o->region[0] ? o->region : NULL, o->status};
@@ -646,6 +651,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
         ka_cols_t *c;
         ka_pg_rows_fn cb;
     } steps[] = {
+        {"order_opportunity_dirty", &opp_mark, NULL}, /* reads the orders' previous deal */
         {"order_upsert", &ord, NULL},
         {"order_lines_clear", &cleared, NULL},
         {"order_lines_insert", &lines, NULL},
@@ -668,6 +674,7 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
     ka_cols_free(&act);
     ka_cols_free(&roll);
     ka_cols_free(&mark);
+    ka_cols_free(&opp_mark);
     return rc;
 }
 
@@ -831,6 +838,12 @@ static const char *statements[][2] = {
      "SELECT DISTINCT d.rep, k.kind, date_trunc(k.kind, d.month::date)::date "
      "FROM unnest($1::text[], $2::text[]) AS d(rep, month) "
      "CROSS JOIN (VALUES ('month'), ('quarter')) AS k(kind)"},
+    /* The deals these orders name, now or before this batch: the forecast
+     * worker recomputes what of them is still to deliver. */
+    {"order_opportunity_dirty",
+     "INSERT INTO forecast_dirty (opportunity_id) SELECT DISTINCT x.opp FROM "
+     "(SELECT unnest($2::text[]) AS opp UNION ALL SELECT s.opportunity_id FROM sales_order s "
+     "WHERE s.id = ANY($1::text[])) x WHERE x.opp IS NOT NULL"},
     {"order_violations",
      "INSERT INTO distributor_violation (order_id, kind, line_no, distributor_id, sku, "
      "ship_to_region, unit_price_minor, floor_price_minor, detected_at) "

@@ -1054,6 +1054,20 @@ class Scenario:
             self.stale_events += 1
             return self._keep(Event("opportunity", o["id"], e.SerializeToString(), f))
         x = r.random()
+        if self.forecast and x < unauthorized and r.random() < 0.4:
+            # 商机确认 by someone other than the owner (another rep, the team's
+            # manager), or by no one: dead-lettered (not_owner, missing_actor).
+            actor = r.choice([*(p for p in self.run.reps if p != o["owner"]),
+                              self._team_manager(o["owner"]), None])
+            if actor is None:
+                e.ClearField("actor_id")
+            else:
+                e.actor_id = actor
+            period = self._period()
+            self._set_period(e.forecast_confirmed.period, period)
+            f.update(type="confirmed", actor=actor, period=period, category=None)
+            self.unauthorized_events += 1
+            return Event("opportunity", o["id"], e.SerializeToString(), f)
         if x < unauthorized:
             # Not a superior of the owner: dead-lettered, alert fires once.
             actor = r.choice((self.run.outsider, self._other_team_manager(o["owner"])))
@@ -1079,7 +1093,7 @@ class Scenario:
             self._set_period(e.forecast_confirmed.period, period)
             if category:
                 e.forecast_confirmed.category = self._category(category)
-            f.update(type="confirmed", period=period, category=category)
+            f.update(type="confirmed", actor=o["owner"], period=period, category=category)
         elif not o["open"]:
             stage = r.choice(("02", "03", "04"))
             e.reopened.stage_code = stage
@@ -1144,15 +1158,16 @@ class Scenario:
 
     def _adjustment(self):
         """修订销售预测 on the opportunity topic, keyed by the node: mostly by
-        a manager of the node or above it, sometimes by one who may not."""
+        the node's own manager, sometimes by one who may not (an outsider,
+        another team's manager, a manager above the node; any one at a rep's
+        node, which has no manager)."""
         r, run = self.rnd, self.run
         eid, t = self._next()
-        node = r.choice(sorted(run.org.nodes()))
-        allowed = [run.org.manager[a] for a in run.org.ancestors(node) if a in run.org.manager]
-        others = [u for u in (run.outsider, *run.team_managers, run.region_manager)
-                  if u not in allowed]
         authorized = r.random() < 0.85
-        actor = r.choice(allowed if authorized else others)
+        node = r.choice(sorted(run.org.manager) if authorized else sorted(run.org.nodes()))
+        others = [u for u in (run.outsider, *run.team_managers, run.region_manager,
+                              run.division_manager) if u != run.org.manager.get(node)]
+        actor = run.org.manager[node] if authorized else r.choice(others)
         period = self._period()
         category = r.choice(oracle.ADJUSTABLE)
         amount = None if r.random() < 0.2 else r.randrange(0, 5000) * 100

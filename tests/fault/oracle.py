@@ -7,11 +7,14 @@ and adjusted, quota, coverage, gap) and the planning feed.
 The log is a list of plain dicts, one per event as produced (duplicates and
 all), in the order each key's events were produced; Kafka keeps per-key order,
 and nothing below depends on the order across keys. Times are milliseconds.
+The planning feed also depends on the forecast worker's month (demand is
+never in a month that is over): expected() takes that clock.
 
 Kept deliberately small: a dict per entity, one function per event kind, sums
 recomputed from the final entities instead of maintained as deltas.
 """
 import datetime
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 # DOMAIN.md section 1, the 8-stage funnel of seed 003 (the default
@@ -81,8 +84,8 @@ class Org:
         return any(self.manager.get(a) == actor for a in self.ancestors(owner, strict=True))
 
     def may_adjust(self, actor, node):
-        # 修订销售预测: the node's manager or a superior's.
-        return any(self.manager.get(a) == actor for a in self.ancestors(node))
+        # 修订销售预测 "at their node": the node's own manager only.
+        return actor is not None and self.manager.get(node) == actor
 
     def division_of(self, node):
         """The top of the modelled tree: a run's subtree is one division."""
@@ -145,9 +148,14 @@ class Model:
             if "lines" in e:  # replace_lines
                 o["lines"] = list(e["lines"])
         elif kind == "confirmed":
-            # 商机确认: one per period; confirming a period again replaces it.
-            # Accepted on a closed deal too: it counts once the deal reopens.
-            o["confs"][tuple(e["period"])] = (t, e.get("category"))
+            # 商机确认 by the owner of the moment only (not_owner, missing_actor
+            # otherwise); one per period, confirming a period again replaces
+            # it. Accepted on a closed deal too: it counts once the deal
+            # reopens. It counts while its owner owns the deal.
+            if e.get("actor") != o["owner"]:
+                self.dead_letters.append(e["event_id"])
+                return "rejected"
+            o["confs"][tuple(e["period"])] = (t, e.get("category"), o["owner"])
         elif kind == "stage_changed":
             if e["stage"] != o["stage"]:
                 o["entered_t"] = t  # a change to the stage it is in changes nothing
@@ -189,6 +197,10 @@ class Model:
         if o is None:
             o = self.orders[e["order_id"]] = {"id": e["order_id"], "account": e["account"],
                                               "rep": e["rep"], "lines": [], "postings": []}
+        # The deal it names: its booked lines deliver that won deal's demand.
+        # (One naming an open deal would close it as won: the streams never
+        # send one, and the model does not close deals from orders.)
+        o["opportunity"] = e.get("opportunity")
         was = o.get("status") == "booked"
         old_lines, old_rep = o["lines"], o["rep"]
         o["status"] = e["status"]
@@ -248,11 +260,13 @@ class Model:
         return result
 
 
-def _latest(confs, kinds):
-    """The latest confirmation among those of `kinds`: (t, start, category)."""
+def _latest(o, kinds):
+    """The latest confirmation of deal o among those of `kinds` made by its
+    current owner (after a reassignment the new owner's only): (t, start,
+    category)."""
     best = None
-    for (kind, start), (t, category) in confs.items():
-        if kind in kinds and (best is None or (t, start) > best[:2]):
+    for (kind, start), (t, category, owner) in o["confs"].items():
+        if kind in kinds and owner == o["owner"] and (best is None or (t, start) > best[:2]):
             best = (t, start, category)
     return best
 
@@ -273,8 +287,8 @@ def _forecast(m, org, quotas, actuals):
             continue
         # One month (the latest month confirmation) and one quarter (the
         # latest of a quarter or of a month in it): never counted twice.
-        for kind, c in (("month", _latest(o["confs"], ("month",))),
-                        ("quarter", _latest(o["confs"], ("month", "quarter")))):
+        for kind, c in (("month", _latest(o, ("month",))),
+                        ("quarter", _latest(o, ("month", "quarter")))):
             if c is None:
                 continue
             category = c[2] or STAGE_CATEGORY[o["stage"]]
@@ -337,24 +351,38 @@ def _forecast(m, org, quotas, actuals):
     return out
 
 
-def _planning(m, org):
-    """Per (sku, month, division): (weighted quantity, committed quantity)."""
+def _planning(m, org, month_now):
+    """Per (sku, month, division): (weighted quantity, committed quantity).
+    month_now: the forecast worker's month, "YYYY-MM-01"."""
     out = {}
 
-    def add(o, month, bp, committed):
+    def add(o, month, lines, bp, committed):
         division = org.division_of(o["owner"])
-        for sku, qty_milli in o["lines"]:
+        month = max(month, month_now)  # never in a month that is over
+        for sku, qty_milli in lines:
             w, c = out.get((sku, month, division), (Decimal(0), Decimal(0)))
             out[(sku, month, division)] = (
                 w + weighted_quantity(qty_milli, bp),
                 c + (Decimal(qty_milli) / 1000 if committed else 0))
 
+    delivered = {}  # (deal, sku) -> milli booked by orders naming it
+    for order in m.orders.values():
+        if order.get("opportunity") and order.get("status") == "booked":
+            for sku, qty, _ in order["lines"]:
+                k = (order["opportunity"], sku)
+                delivered[k] = delivered.get(k, 0) + qty * 1000
+
     for o in m.opps.values():
         if o["status"] == "won":
-            # Won: committed demand in the month it was won.
-            add(o, month_of(o["closed_t"]), 0, True)
+            # Won: committed demand (in the month it was won, or now) until
+            # delivered, per sku.
+            need = {}
+            for sku, qty_milli in o["lines"]:
+                need[sku] = need.get(sku, 0) + qty_milli
+            left = [(sku, q - delivered.get((o["id"], sku), 0)) for sku, q in need.items()]
+            add(o, month_of(o["closed_t"]), [(sku, q) for sku, q in left if q > 0], 0, True)
         elif o["status"] == "open":
-            mc, qc = _latest(o["confs"], ("month",)), _latest(o["confs"], ("month", "quarter"))
+            mc, qc = _latest(o, ("month",)), _latest(o, ("month", "quarter"))
             last = mc if qc is None or (mc is not None and mc[0] >= qc[0]) else qc
             if last is None:
                 continue
@@ -363,13 +391,15 @@ def _planning(m, org):
                 continue
             # The month it is expected to close, else the confirmed period's.
             month = o["close"][:7] + "-01" if o["close"] else last[1]
-            add(o, month, STAGE_BP[o["stage"]], category == "commit")
+            add(o, month, o["lines"], STAGE_BP[o["stage"]], category == "commit")
     return {k: v for k, v in out.items() if v[0] or v[1]}
 
 
-def expected(log, org, quotas=None):
+def expected(log, org, quotas=None, now_ms=None):
     """The whole expected outcome of a log: a dict of plain values. quotas:
-    (node, period kind, period start) -> amount, the reference data loaded."""
+    (node, period kind, period start) -> amount, the reference data loaded.
+    now_ms: the forecast worker's clock (default: now, the clock of a worker
+    without KA_CLOCK_OFFSET_MS), whose month the planning feed depends on."""
     m = Model(org)
     for e in log:
         m.apply(e)
@@ -408,7 +438,8 @@ def expected(log, org, quotas=None):
         "opportunity_accounts": {k: v["account"] for k, v in m.opps.items()},
         "opportunity_times": {k: (v["created_t"], v["entered_t"]) for k, v in m.opps.items()},
         "forecast": _forecast(m, org, quotas or {}, actuals),
-        "planning": _planning(m, org),
+        "planning": _planning(m, org, month_of(time.time() * 1000 if now_ms is None
+                                              else now_ms)),
         "dead_letters": sorted(m.dead_letters),
         "forecast_dead_letters": sorted(m.forecast_dead_letters),
         "alerts": list(m.alerts),
@@ -568,92 +599,142 @@ def _self_check():
 def _self_check_forecast():
     org = Org({"div": None, "team": "div", "r1": "team", "r2": "team"},
               {"div": "u-div", "team": "u-team"})
-    day = 86400000
+    day, hour = 86400000, 3600000
     t0 = 1767225600000  # 2026-01-01T00:00:00Z
-    jan, feb, q1, q2 = "2026-01-01", "2026-02-01", "2026-01-01", "2026-04-01"
+    jan, feb, apr, q1, q2 = "2026-01-01", "2026-02-01", "2026-04-01", "2026-01-01", "2026-04-01"
+    now = t0 + 40 * day + 12 * hour  # the forecast worker's clock: 2026-02-10, February
 
     def opp(eid, oid, t, kind, **f):
         return {"kind": "opportunity", "event_id": eid, "opportunity_id": oid, "t": t,
                 "type": kind, **f}
 
+    def conf(eid, oid, t, actor, period, category):
+        return opp(eid, oid, t, "confirmed", actor=actor, period=period, category=category)
+
     def adj(eid, t, actor, node, period, category, amount):
         return {"kind": "adjustment", "event_id": eid, "t": t, "actor": actor, "node": node,
                 "period": period, "category": category, "amount": amount}
+
+    def order(eid, oid, t, status, lines, deal=None):
+        return {"kind": "order", "event_id": eid, "order_id": oid, "account": "k1", "rep": "r2",
+                "status": status, "t": t, "booked_at": t0 + 40 * day + hour, "lines": lines,
+                "opportunity": deal}
 
     log = [
         # A: stage 05 (best case, 50%), 2.5 units of p, closing in February.
         opp("a1", "A", t0, "created", owner="r1", stage="05", amount=1000,
             lines=[("p", 2500)], close="2026-02-15"),
-        opp("a2", "A", t0 + 1, "confirmed", period=("month", jan), category=None),
-        opp("a3", "A", t0 + 2, "confirmed", period=("quarter", q2), category="commit"),
+        conf("a2", "A", t0 + 1, "r1", ("month", jan), None),
+        conf("a3", "A", t0 + 2, "r1", ("quarter", q2), "commit"),
         # B: stage 07 (commit, 90%), no close date; omitted for January, then
-        # confirmed for February, which moves it.
+        # confirmed for February, which moves it. Only its owner confirms:
+        # r1's and an actor-less confirmation are dead-lettered.
         opp("b1", "B", t0, "created", owner="r2", stage="07", amount=2000,
             lines=[("p", 1000), ("q", 3000)], close=None),
-        opp("b2", "B", t0 + 1, "confirmed", period=("month", jan), category="omitted"),
-        opp("b3", "B", t0 + 2, "confirmed", period=("month", feb), category=None),
-        # C: confirmed, then won in February: out of the forecast, committed demand.
+        conf("b2", "B", t0 + 1, "r2", ("month", jan), "omitted"),
+        conf("b3", "B", t0 + 2, "r2", ("month", feb), None),
+        conf("b4", "B", t0 + 3, "r1", ("month", jan), "commit"),          # not the owner
+        conf("b5", "B", t0 + 4, None, ("month", jan), "commit"),          # no actor
+        # C: confirmed, then won in February: out of the forecast, committed
+        # demand (3 of q over two lines, 2 of p) until delivered. Order Y
+        # delivers 1 of q; order Z, cancelled, nothing.
         opp("c1", "C", t0, "created", owner="r2", stage="01", amount=500,
-            lines=[("q", 1000)], close=None),
-        opp("c2", "C", t0 + 1, "confirmed", period=("month", jan), category=None),
+            lines=[("q", 2000), ("q", 1000), ("p", 2000)], close=None),
+        conf("c2", "C", t0 + 1, "r2", ("month", jan), None),
         opp("c3", "C", t0 + 40 * day, "won"),
+        order("y1", "Y", t0 + 40 * day + hour, "booked", [("q", 1, 100)], "C"),
+        order("z1", "Z", t0 + 40 * day + 2 * hour, "booked", [("p", 2, 100)], "C"),
+        order("z2", "Z", t0 + 40 * day + 3 * hour, "cancelled", [], "C"),
+        # D: confirmed by r1, then handed to r2: counts nowhere until r2
+        # confirms it, and r1 may not any more.
+        opp("d1", "D", t0, "created", owner="r1", stage="06", amount=400,
+            lines=[("q", 1000)], close=None),
+        conf("d2", "D", t0 + 1, "r1", ("month", jan), None),
+        opp("d3", "D", t0 + 2, "owner_changed", actor="u-team", new_owner="r2"),
+        conf("d4", "D", t0 + 3, "r1", ("month", feb), None),              # not the owner now
+        # E: the same hand-over, then confirmed by r2 for February: r2's.
+        opp("e1", "E", t0, "created", owner="r1", stage="02", amount=600, lines=[], close=None),
+        conf("e2", "E", t0 + 1, "r1", ("month", jan), None),
+        opp("e3", "E", t0 + 2, "owner_changed", actor="u-team", new_owner="r2"),
+        conf("e4", "E", t0 + 3, "r2", ("month", feb), None),
+        # G: stage 04 (pipeline, 40%), expected on 20 January and still open
+        # in February: its demand is February's.
+        opp("g1", "G", t0, "created", owner="r1", stage="04", amount=800,
+            lines=[("p", 1000)], close="2026-01-20"),
+        conf("g2", "G", t0 + 1, "r1", ("month", jan), None),
         {"kind": "order", "event_id": "s1", "order_id": "X", "account": "k1", "rep": "r1",
          "status": "booked", "t": t0, "booked_at": t0, "lines": [("sku", 3, 100)]},
         adj("j1", t0 + 10, "u-team", "team", ("month", jan), "commit", 5000),
         adj("j2", t0 + 11, "u-out", "team", ("month", jan), "commit", 1),        # unauthorized
-        adj("j3", t0 + 12, "u-team", "r1", ("month", jan), "best_case", 0),
-        adj("j4", t0 + 13, "u-team", "r1", ("month", jan), "best_case", None),  # withdrawn
+        adj("j3", t0 + 12, "u-team", "team", ("month", jan), "best_case", 0),
+        adj("j4", t0 + 13, "u-team", "team", ("month", jan), "best_case", None),  # withdrawn
         adj("j5", t0 + 14, "u-div", "div", ("quarter", q1), "pipeline", 7),
+        adj("j6", t0 + 15, "u-div", "team", ("month", jan), "commit", 1),        # above the team
+        adj("j7", t0 + 16, "u-team", "r1", ("month", jan), "best_case", 0),      # a rep: no manager
     ]
-    # r2 has no figure in January (B omitted, C won in February): its quota
-    # alone makes the row. r1's Q1 quota 300 is met by its closed 300.
+    # r2 has no figure in January (B omitted, C won in February, its
+    # confirmations by others refused): its quota alone makes the row. r1's Q1
+    # quota 300 is met by its closed 300.
     quotas = {("team", "month", jan): 10000, ("div", "quarter", q1): 1000,
               ("r2", "month", jan): 400, ("r1", "quarter", q1): 300}
-    x = expected(log, org, quotas)
+    x = expected(log, org, quotas, now_ms=now)
 
     def row(raw, adjusted, quota=None, cov=(None, None), gap=(None, None)):
         return {"raw": raw, "adjusted": adjusted, "quota": quota, "raw_coverage": cov[0],
                 "adjusted_coverage": cov[1], "raw_gap": gap[0], "adjusted_gap": gap[1]}
 
-    r1_jan = (300, 0, 1000, 0, 500)
-    team_jan_adj = (300, 5000, 1000, 0, 500)
-    b_feb = (0, 2000, 0, 0, 1800)
-    q1_team = (300, 2000, 0, 0, 1800)
+    # (closed, commit, best case, pipeline, weighted). r1 in January: X's 300
+    # closed, A best case 1000 (500 weighted), G pipeline 800 (320); D counts
+    # for no one. r2 in February: Y's 100 closed (Z's 200 booked and
+    # cancelled), B commit 2000 (1800), E pipeline 600 (120).
+    r1_jan = (300, 0, 1000, 800, 820)
+    team_jan_adj = (300, 5000, 1000, 800, 820)  # best case: adjusted to 0, then withdrawn
+    r2_feb = (100, 2000, 0, 600, 1920)
+    r1_q1 = (300, 0, 0, 800, 320)
+    q1_team = (400, 2000, 0, 1400, 2240)
     a_q2 = (0, 1000, 0, 0, 500)
     want = {
         ("r1", "month", jan): row(r1_jan, r1_jan),
-        # coverage (0 + 1000 + 0) / (10000 - 300) = 1030 bp; adjusted 6000 / 9700 = 6185 bp
-        ("team", "month", jan): row(r1_jan, team_jan_adj, 10000, (1030, 6185), (9700, 4700)),
+        # coverage (0 + 1000 + 800) / (10000 - 300) = 1855 bp; adjusted 6800 / 9700 = 7010 bp
+        ("team", "month", jan): row(r1_jan, team_jan_adj, 10000, (1855, 7010), (9700, 4700)),
         ("div", "month", jan): row(team_jan_adj, team_jan_adj),
-        ("r2", "month", feb): row(b_feb, b_feb), ("team", "month", feb): row(b_feb, b_feb),
-        ("div", "month", feb): row(b_feb, b_feb),
+        ("r2", "month", feb): row(r2_feb, r2_feb), ("team", "month", feb): row(r2_feb, r2_feb),
+        ("div", "month", feb): row(r2_feb, r2_feb),
         # no figure: coverage 0 / (400 - 0) = 0, gap 400
         ("r2", "month", jan): row((0,) * 5, (0,) * 5, 400, (0, 0), (400, 400)),
-        # met: quota - closed = 0, no coverage; gap 300 - 300
-        ("r1", "quarter", q1): row((300, 0, 0, 0, 0), (300, 0, 0, 0, 0), 300, (None, None),
-                                   (0, 0)),
-        ("r2", "quarter", q1): row(b_feb, b_feb),
+        # met: quota - closed = 0, no coverage; gap 300 - (300 + 0)
+        ("r1", "quarter", q1): row(r1_q1, r1_q1, 300, (None, None), (0, 0)),
+        ("r2", "quarter", q1): row(r2_feb, r2_feb),
         ("team", "quarter", q1): row(q1_team, q1_team),
-        # 2000 / (1000 - 300) = 28571 bp; adjusted 2007 / 700 = 28671 bp; gap 1000 - 2300
-        ("div", "quarter", q1): row(q1_team, (300, 2000, 0, 7, 1800), 1000, (28571, 28671),
-                                    (-1300, -1300)),
+        # 3400 / (1000 - 400) = 56666 bp; adjusted 2007 / 600 = 33450 bp; gap 1000 - 2400
+        ("div", "quarter", q1): row(q1_team, (400, 2000, 0, 7, 2240), 1000, (56666, 33450),
+                                    (-1400, -1400)),
         ("r1", "quarter", q2): row(a_q2, a_q2), ("team", "quarter", q2): row(a_q2, a_q2),
         ("div", "quarter", q2): row(a_q2, a_q2),
     }
     assert x["forecast"] == want, {k: (x["forecast"].get(k), want.get(k))
                                    for k in set(x["forecast"]) | set(want)
                                    if x["forecast"].get(k) != want.get(k)}
-    assert x["forecast_dead_letters"] == ["j2"], x["forecast_dead_letters"]
-    assert x["dead_letters"] == [], x["dead_letters"]
-    # A (quarter confirmation is the latest: commit) in February, its close
-    # month: 2.5 x 50% = 1.25 weighted, 2.5 committed; B 0.9 / 1 of p and
-    # 2.7 / 3 of q; C won: 1 of q committed.
+    assert x["forecast_dead_letters"] == ["j2", "j6", "j7"], x["forecast_dead_letters"]
+    assert x["dead_letters"] == ["b4", "b5", "d4"], x["dead_letters"]
+    # Planning in February (the worker's month): A (its quarter confirmation
+    # is the latest: commit) in its close month, 2.5 x 50% = 1.25 weighted,
+    # 2.5 committed; B 0.9 / 1 of p and 2.7 / 3 of q; C won, 2 of q and 2 of
+    # p still to deliver; G's January is over: 0.4 of p now. D counts for no
+    # one, E has no lines.
     d = Decimal
-    assert x["planning"] == {("p", feb, "div"): (d("2.15"), d("3.5")),
-                             ("q", feb, "div"): (d("2.7"), d("4"))}, x["planning"]
+    assert x["planning"] == {("p", feb, "div"): (d("2.55"), d("5.5")),
+                             ("q", feb, "div"): (d("2.7"), d("5"))}, x["planning"]
+    # Two months later everything still due is April's; back in January, G
+    # is January's and C (won in February) February's.
+    assert expected(log, org, quotas, now_ms=t0 + 95 * day)["planning"] == {
+        ("p", apr, "div"): (d("2.55"), d("5.5")), ("q", apr, "div"): (d("2.7"), d("5"))}
+    assert expected(log, org, quotas, now_ms=t0 + 5 * day)["planning"] == {
+        ("p", jan, "div"): (d("0.4"), d("0")), ("p", feb, "div"): (d("2.15"), d("5.5")),
+        ("q", feb, "div"): (d("2.7"), d("5"))}
     # Gaps on 2026-01-11 (10 of 31 days gone): the team's January quota
     # 10000 expects 3226 (3225.8); adjusted closed + commit 5300 is ahead. The
-    # division's Q1 quota 1000 expects 111 (10 of 90 days: 111.1), and 2300 is
+    # division's Q1 quota 1000 expects 111 (10 of 90 days: 111.1), and 2400 is
     # ahead too; with a quota of 30000 it expects 3333 and is behind. r2's
     # January quota 400 expects 129 (129.03) of its empty pipeline: behind.
     # r1's Q1 quota 300 expects 33 and has 300. No quota (r1's January), no

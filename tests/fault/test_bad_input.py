@@ -2,9 +2,11 @@
 and forecast workers: truncated protobuf, another topic's message type, huge
 repeated fields, invalid UTF-8, extreme numbers, unknown enum values,
 SQL-looking ids, NUL bytes inside strings, a missing header, an empty
-payload; and managers' adjustments that only the forecast worker can judge
-(by one who manages nothing above the node, of the omitted category) or that
-the opportunity worker refuses on its own (a 13th month, no reason). Every
+payload; managers' adjustments that only the forecast worker can judge (by
+one who is not the node's manager: another team's, or the manager of a node
+above it; of the omitted category) or that the opportunity worker refuses on
+its own (a 13th month, no reason); and forecast confirmations of an existing
+deal by someone other than its owner, or by no one. Every
 one must be dead-lettered once, by the worker that judges it, with its
 reason (the dead-letter topic's ka_dlq_reason and ka_service headers,
 matched to the input by its source position, and the dead_letter table),
@@ -94,6 +96,20 @@ class Corpus:
         a.category = category
         return e
 
+    def confirmation(self, actor):
+        """商机确认 of the deal self.confirm_target (created, owned by rep 0,
+        before the corpus is sent) by `actor` (None: no actor)."""
+        e = self.pb.opp.OpportunityEvent()
+        self._header(e)
+        e.opportunity_id = self.confirm_target
+        if actor:
+            e.actor_id = actor
+        c = e.forecast_confirmed
+        c.period.kind, c.period.year, c.period.number = self.pb.common.PERIOD_KIND_MONTH, \
+            time.gmtime(self.now / 1000).tm_year, time.gmtime(self.now / 1000).tm_mon
+        c.category = self.pb.common.FORECAST_CATEGORY_COMMIT
+        return e
+
     def add(self, kind, name, value, reason):
         self.cases.append((kind, name, value, reason))
 
@@ -154,9 +170,22 @@ class Corpus:
         e = self.adjustment(self.run.team_managers[1], commit)  # the other team's manager
         self.add("forecast", "adjustment by a manager of another team", e.SerializeToString(),
                  "unauthorized_adjustment")
+        e = self.adjustment(self.run.region_manager, commit)  # manages a node above the team
+        self.add("forecast", "adjustment by the manager of the team's region",
+                 e.SerializeToString(), "unauthorized_adjustment")
         e = self.adjustment(self.run.team_managers[0], self.pb.common.FORECAST_CATEGORY_OMITTED)
         self.add("forecast", "adjustment of the omitted category", e.SerializeToString(),
                  "unknown_enum_value")
+        # forecast confirmations of a deal owned by rep 0
+        self.confirm_target = self._id("oconf")
+        e = self.confirmation(self.run.reps[1])
+        self.add("opportunity", "confirmation by another rep", e.SerializeToString(), "not_owner")
+        e = self.confirmation(self.run.team_managers[0])
+        self.add("opportunity", "confirmation by the owner's manager", e.SerializeToString(),
+                 "not_owner")
+        e = self.confirmation(None)
+        self.add("opportunity", "confirmation without an actor", e.SerializeToString(),
+                 "missing_actor")
         # visit topic
         raw = self.visit().SerializeToString()
         self.add("visit", "truncated", raw[:-5], "decode_failed")
@@ -250,9 +279,20 @@ def main():
         corpus = Corpus(run)
         cases = corpus.build()
         workers = {k: run.worker(k).start() for k in WORKERS}
+        # The deal the bad confirmations name, applied before they are sent.
+        sql_name = f"Robert'); DROP TABLE account;-- {run.prefix}"
+        target = corpus.opp(opp_id=corpus.confirm_target, account=sql_name)
+        p = Producer({"bootstrap.servers": env.brokers, "enable.idempotence": True})
+        p.produce(run.topics["opportunity"], key=target.opportunity_id.encode(),
+                  value=target.SerializeToString())
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 60
+        while not int(env.sql("SELECT count(*) FROM opportunity WHERE id = :'o'",
+                              o=corpus.confirm_target)[0][0]):
+            assert time.monotonic() < deadline, "the deal to confirm was not created"
+            time.sleep(0.2)
         where = produce_positions(run, cases)
         # Valid events after the bad ones, on each topic.
-        sql_name = f"Robert'); DROP TABLE account;-- {run.prefix}"
         valid = [
             ("opportunity", corpus.opp(event_id=corpus.cut_id, account=sql_name)),  # the NUL event's id, cut
             ("opportunity", corpus.opp(account=sql_name)),
@@ -305,8 +345,12 @@ def main():
         # Nothing of the bad events in the state tables: only the valid ones.
         n_opp = int(env.sql("SELECT count(*) FROM opportunity WHERE starts_with(id, :'p')",
                             p=run.prefix)[0][0])
-        if n_opp != 2:
-            problems.append(f"{n_opp} opportunities of this run, expected the 2 valid ones")
+        if n_opp != 3:
+            problems.append(f"{n_opp} opportunities of this run, expected the 3 valid ones")
+        n_confirmed = int(env.sql("SELECT count(*) FROM forecast_confirmation "
+                                  "WHERE opportunity_id = :'o'", o=corpus.confirm_target)[0][0])
+        if n_confirmed:
+            problems.append(f"{n_confirmed} of the bad confirmations were stored")
         n_adjustments = int(env.sql("SELECT count(*) FROM forecast_adjustment "
                                     "WHERE node_id = :'n'", n=run.teams[0])[0][0])
         if n_adjustments:
@@ -338,8 +382,8 @@ def main():
         for _, _, _, r in cases:
             reasons[r] = reasons.get(r, 0) + 1
         print(f"{len(cases)} bad events dead-lettered with their reasons {reasons}; "
-              f"{len(valid)} valid events applied after them", flush=True)
-        report("bad_input", len(cases), len(cases) + len(valid))
+              f"{len(valid) + 1} valid events applied around them", flush=True)
+        report("bad_input", len(cases), len(cases) + len(valid) + 1)
     return 0
 
 

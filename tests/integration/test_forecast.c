@@ -3,9 +3,14 @@
  *   - a three-level tree (division, two teams, three reps) with adjustments
  *     at two levels rolls up to a hand-computed table, months and quarters,
  *     with quota, coverage and gap; an unconfirmed deal does not count;
- *   - an owner change moves the amount between teams without counting it
- *     twice;
- *   - the planning feed is the line items times the probabilities;
+ *   - only the owner confirms a deal (others' and actor-less confirmations
+ *     are dead-lettered), only a node's own manager adjusts it;
+ *   - an owner change takes the deal out of the forecast until its new
+ *     owner confirms it, then it counts once, in the new team;
+ *   - the planning feed is the line items times the probabilities, never in
+ *     a month that is over (overdue deals now, and moved on when the month
+ *     rolls over), and a won deal stays committed until booked orders that
+ *     name it deliver it, per SKU;
  *   - a burst of 1,000 changes to one deal gives one forecast event per
  *     debounce window, and a forecast worker killed twice during it ends on
  *     the same figures. */
@@ -48,6 +53,8 @@ typedef struct run {
 } run_t;
 
 static run_t *current_run;
+/* "KA_CLOCK_OFFSET_MS=..." for the next forecast worker started, or "". */
+static char forecast_clock[64];
 
 static void sql(const char *q, int n, const char **args)
 {
@@ -161,7 +168,7 @@ static void spawn_all(run_t *r, int which)
         snprintf(s[2][5], 200, "KA_CONSUMER_GROUP=%s", r->g_forecast);
         snprintf(s[2][6], 200, "KA_BATCH_MAX_MS=10");
         const char *set[] = {s[2][0], s[2][1], s[2][2], s[2][3], s[2][4], s[2][5], s[2][6],
-                             NULL};
+                             forecast_clock[0] ? forecast_clock : NULL, NULL};
         live[2] = it_spawn(forecast_worker, set);
     }
 }
@@ -215,34 +222,46 @@ static void send_opp(run_t *r, Ka__V1__OpportunityEvent *e, const char *opp)
     r->opp_events++;
 }
 
-static void create(run_t *r, const char *opp, int rep, const char *stage, int64_t amount,
-                   int64_t qty_a, int64_t qty_b)
+/* A deal of rep `rep` closing on `close`, with n line items (sku, quantity
+ * in thousandths). */
+static void create_deal(run_t *r, const char *opp, int rep, const char *stage, int64_t amount,
+                        const char *close, size_t n, const char *const *skus,
+                        const int64_t *qty)
 {
     Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
     Ka__V1__OpportunityCreated c = KA__V1__OPPORTUNITY_CREATED__INIT;
     Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
-    Ka__V1__LineItem l[2] = {KA__V1__LINE_ITEM__INIT, KA__V1__LINE_ITEM__INIT};
-    Ka__V1__LineItem *lp[2] = {&l[0], &l[1]};
+    Ka__V1__LineItem l[4], *lp[4];
     char name[96];
+    assert_true(n <= 4);
     snprintf(name, sizeof name, "Forecast Test %s Customer", r->sfx);
     a.name = name;
     c.account = &a;
     c.owner_rep_id = r->reps[rep];
     c.stage_code = (char *)stage;
     c.amount_minor = amount;
-    c.expected_close_date = r->close_date;
-    l[0].sku = "SKU-0001";
-    l[0].quantity_milli = qty_a;
-    l[0].unit_price_minor = 100;
-    l[1].sku = "SKU-0002";
-    l[1].quantity_milli = qty_b;
-    l[1].unit_price_minor = 100;
-    c.n_lines = qty_b ? 2 : 1;
+    c.expected_close_date = (char *)close;
+    for (size_t i = 0; i < n; i++) {
+        l[i] = (Ka__V1__LineItem)KA__V1__LINE_ITEM__INIT;
+        l[i].sku = (char *)skus[i];
+        l[i].quantity_milli = qty[i];
+        l[i].unit_price_minor = 100;
+        lp[i] = &l[i];
+    }
+    c.n_lines = n;
     c.lines = lp;
     e.actor_id = r->reps[rep];
     e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_CREATED;
     e.created = &c;
     send_opp(r, &e, opp);
+}
+
+static void create(run_t *r, const char *opp, int rep, const char *stage, int64_t amount,
+                   int64_t qty_a, int64_t qty_b)
+{
+    const char *skus[] = {"SKU-0001", "SKU-0002"};
+    const int64_t qty[] = {qty_a, qty_b};
+    create_deal(r, opp, rep, stage, amount, r->close_date, qty_b ? 2 : 1, skus, qty);
 }
 
 static void period_of(const char *start, int quarter, Ka__V1__Period *p)
@@ -255,7 +274,8 @@ static void period_of(const char *start, int quarter, Ka__V1__Period *p)
     p->number = quarter ? (m - 1) / 3 + 1 : m;
 }
 
-static void confirm(run_t *r, const char *opp, int rep, int quarter, int category)
+/* 商机确认 by `actor` (NULL: no actor) for the current month or quarter. */
+static void confirm_by(run_t *r, const char *opp, const char *actor, int quarter, int category)
 {
     Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
     Ka__V1__ForecastConfirmed c = KA__V1__FORECAST_CONFIRMED__INIT;
@@ -263,10 +283,15 @@ static void confirm(run_t *r, const char *opp, int rep, int quarter, int categor
     period_of(quarter ? r->quarter : r->month, quarter, &p);
     c.period = &p;
     c.category = (Ka__V1__ForecastCategory)category;
-    e.actor_id = r->reps[rep];
+    e.actor_id = (char *)actor;
     e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED;
     e.forecast_confirmed = &c;
     send_opp(r, &e, opp);
+}
+
+static void confirm(run_t *r, const char *opp, int rep, int quarter, int category)
+{
+    confirm_by(r, opp, r->reps[rep], quarter, category);
 }
 
 static void adjust(run_t *r, const char *node, const char *actor, int category, int64_t amount)
@@ -300,14 +325,29 @@ static void change_amount(run_t *r, const char *opp, int64_t amount)
     send_opp(r, &e, opp);
 }
 
-static void book(run_t *r, const char *order, int rep, int64_t amount)
+static void win(run_t *r, const char *opp)
+{
+    Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
+    Ka__V1__OpportunityWon w = KA__V1__OPPORTUNITY_WON__INIT;
+    e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_WON;
+    e.won = &w;
+    send_opp(r, &e, opp);
+}
+
+/* An order event of rep `rep` (opp: the opportunity it names, or NULL) with
+ * n lines (sku, quantity in thousandths, each at `price`); a cancellation
+ * without lines keeps the order's. */
+static void order_event(run_t *r, const char *order, int rep, const char *opp,
+                        Ka__V1__OrderStatus status, size_t n, const char *const *skus,
+                        const int64_t *qty, int64_t price)
 {
     char id[96], name[96];
     Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
     Ka__V1__OrderEvent e = KA__V1__ORDER_EVENT__INIT;
     Ka__V1__AccountRef a = KA__V1__ACCOUNT_REF__INIT;
-    Ka__V1__LineItem l = KA__V1__LINE_ITEM__INIT, *lp = &l;
-    snprintf(id, sizeof id, "%s-booked", order);
+    Ka__V1__LineItem l[4], *lp[4];
+    assert_true(n <= 4);
+    snprintf(id, sizeof id, "%s-%d", order, r->seq++);
     snprintf(name, sizeof name, "Forecast Test %s Customer", r->sfx);
     h.event_id = id;
     h.occurred_at_ms = ka_now_ms() - MINUTE_MS;
@@ -316,20 +356,33 @@ static void book(run_t *r, const char *order, int rep, int64_t amount)
     e.order_id = (char *)order;
     e.account = &a;
     e.rep_id = r->reps[rep];
+    e.opportunity_id = (char *)opp;
     e.channel = KA__V1__CHANNEL__CHANNEL_DIRECT;
-    e.status = KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED;
+    e.status = status;
     e.booked_at_ms = h.occurred_at_ms;
-    l.sku = "SKU-0001";
-    l.quantity_milli = 1000;
-    l.unit_price_minor = amount;
-    e.n_lines = 1;
-    e.lines = &lp;
+    for (size_t i = 0; i < n; i++) {
+        l[i] = (Ka__V1__LineItem)KA__V1__LINE_ITEM__INIT;
+        l[i].sku = (char *)skus[i];
+        l[i].quantity_milli = qty[i];
+        l[i].unit_price_minor = price;
+        lp[i] = &l[i];
+    }
+    e.n_lines = n;
+    e.lines = lp;
     size_t len = ka__v1__order_event__get_packed_size(&e);
     uint8_t *buf = malloc(len + 1);
     ka__v1__order_event__pack(&e, buf);
     it_produce(kp, r->orders, order, buf, len);
     free(buf);
     r->order_events++;
+}
+
+static void book(run_t *r, const char *order, int rep, int64_t amount)
+{
+    const char *sku = "SKU-0001";
+    const int64_t qty = 1000;
+    order_event(r, order, rep, NULL, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 1, &sku, &qty,
+                amount);
 }
 
 /* Checks ------------------------------------------------------------------------------- */
@@ -358,6 +411,39 @@ static void expect(const char *node, const char *kind, const char *start, const 
         fail_msg("%s %s %s %s: got %s, want %s", node, kind, start, which, got, want);
 }
 
+/* "YYYY-MM-01" k months after the month "YYYY-MM-01" (k may be negative). */
+static void month_add(const char *month, int k, char out[32])
+{
+    int y = 0, m = 1;
+    sscanf(month, "%4d-%2d", &y, &m);
+    int n = y * 12 + (m - 1) + k;
+    snprintf(out, 32, "%04d-%02d-01", n / 12, n % 12 + 1);
+}
+
+/* A planning_feed quantity of this run's division, in thousandths (0 when
+ * there is no row); which: "weighted" or "committed". */
+static long long planned(const run_t *r, const char *sku, const char *month, const char *which)
+{
+    char q[320];
+    snprintf(q, sizeof q, "SELECT coalesce((SELECT (%s_quantity * 1000)::bigint FROM planning_feed "
+             "WHERE sku = $1 AND period_month = $2::date AND division_node_id = $3), 0)", which);
+    const char *a[] = {sku, month, r->division};
+    return q_int(q, 3, a);
+}
+
+/* Waits (30 s at most) for a planning quantity; returns the last seen. */
+static long long wait_planned(const run_t *r, const char *sku, const char *month,
+                              const char *which, long long want)
+{
+    long long v = planned(r, sku, month, which);
+    for (int i = 0; i < 300 && v != want; i++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        v = planned(r, sku, month, which);
+    }
+    return v;
+}
+
 /* Tests -------------------------------------------------------------------------------- */
 
 enum { PIPELINE = 1, BEST_CASE = 2, COMMIT = 3 };
@@ -384,12 +470,15 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     create(&r, o[3], 2, "05", 800000, 2000, 0);      /* best case, 50% */
     confirm(&r, o[3], 2, 0, 0);
     create(&r, o[4], 2, "07", 999999, 1000, 0);      /* never confirmed: not counted */
+    confirm(&r, o[4], 0, 0, COMMIT);                 /* by another rep: refused */
+    confirm_by(&r, o[4], NULL, 0, COMMIT);           /* by nobody: refused */
     create(&r, o[5], 1, "07", 200000, 1000, 0);      /* the quarter only, as commit */
     confirm(&r, o[5], 1, 1, COMMIT);
     book(&r, order, 0, 100000);                      /* closed for rep 0 */
     adjust(&r, r.teams[0], r.mgr_team[0], COMMIT, 2000000);
     adjust(&r, r.division, r.mgr_div, BEST_CASE, 5000000);
     adjust(&r, r.teams[1], r.mgr_team[0], COMMIT, 1); /* not their team: refused */
+    adjust(&r, r.teams[1], r.mgr_div, COMMIT, 7);    /* a node above theirs: refused too */
     spawn_all(&r, 7);
     wait_settled(&r, 0);
 
@@ -400,6 +489,7 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     expect(r.teams[0], "month", r.month, "raw", "100000|1500000|0|300000|1210000");
     expect(r.teams[0], "month", r.month, "adj", "100000|2000000|0|300000|1210000");
     expect(r.teams[1], "month", r.month, "raw", "0|0|800000|0|400000");
+    expect(r.teams[1], "month", r.month, "adj", "0|0|800000|0|400000");
     expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
     expect(r.division, "month", r.month, "adj", "100000|2000000|5000000|300000|1610000");
     /* the quarter: the months' confirmations and the quarter-only deal */
@@ -417,9 +507,24 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     /* every submission kept */
     assert_true(q_int("SELECT count(*) FROM forecast_submission WHERE node_id = $1 "
                       "AND period_kind = 'month' AND period_start = $2::date", 2, t0) >= 1);
+    /* 修订销售预测 at their own node only: the other team's manager and the
+     * division's manager both refused at team 1 */
     const char *dl[] = {r.g_forecast};
     assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
-                           "AND reason = 'unauthorized_adjustment'", 1, dl), 1);
+                           "AND reason = 'unauthorized_adjustment'", 1, dl), 2);
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'unauthorized_adjustment' "
+                           "AND detail LIKE '%only the node''s manager%'", 1, dl), 2);
+    /* 商机确认 by the owner only: o4's confirmations by rep 0 and by no one
+     * were dead-lettered and it counts nowhere (rep 2 above) */
+    const char *dlo[] = {r.g_opp};
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'not_owner'", 1, dlo), 1);
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'missing_actor'", 1, dlo), 1);
+    const char *o4[] = {o[4]};
+    assert_int_equal(q_int("SELECT count(*) FROM forecast_confirmation WHERE opportunity_id = $1",
+                           1, o4), 0);
 
     /* planning: line items x probabilities, per sku, month and division */
     const char *pa[] = {r.month, r.division};
@@ -438,7 +543,9 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
                            "AND division_node_id = $2", 2, pa),
                      4500);
 
-    /* The team-1 deal moves to rep 0 (team 0), by the division manager. */
+    /* The team-1 deal moves to rep 0 (team 0), by the division manager: rep
+     * 2's confirmation no longer counts, for anyone, until rep 0 confirms it;
+     * rep 2 may not confirm it any more. */
     Ka__V1__OpportunityEvent e = KA__V1__OPPORTUNITY_EVENT__INIT;
     Ka__V1__OwnerChanged oc = KA__V1__OWNER_CHANGED__INIT;
     oc.new_owner_rep_id = r.reps[0];
@@ -446,8 +553,19 @@ static void rollup_with_adjustments_owner_change_and_planning(void **state)
     e.kind_case = KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED;
     e.owner_changed = &oc;
     send_opp(&r, &e, o[3]);
+    confirm(&r, o[3], 2, 0, 0);
     wait_settled(&r, 0);
     expect(r.teams[1], "month", r.month, "raw", "0|0|0|0|0");
+    expect(r.reps[0], "month", r.month, "raw", "100000|1500000|0|0|1150000");
+    expect(r.teams[0], "month", r.month, "raw", "100000|1500000|0|300000|1210000");
+    expect(r.division, "month", r.month, "raw", "100000|2000000|0|300000|1210000");
+    assert_int_equal(q_int("SELECT count(*) FROM dead_letter WHERE consumer_group = $1 "
+                           "AND reason = 'not_owner'", 1, dlo), 2);
+    /* the new owner confirms it: it counts again, once, in team 0 */
+    confirm(&r, o[3], 0, 0, 0);
+    wait_settled(&r, 0);
+    expect(r.teams[1], "month", r.month, "raw", "0|0|0|0|0");
+    expect(r.reps[0], "month", r.month, "raw", "100000|1500000|800000|0|1550000");
     expect(r.teams[0], "month", r.month, "raw", "100000|1500000|800000|300000|1610000");
     expect(r.division, "month", r.month, "raw", "100000|2000000|800000|300000|1610000");
     /* its last change published (after the debounce window), and relayed */
@@ -539,6 +657,90 @@ static void a_burst_gives_one_event_per_window_and_survives_sigkill(void **state
     current_run = NULL;
 }
 
+/* 提供给生产计划: demand never lands in a month that is over. An open deal
+ * whose close date passed is demand of the current month; a won deal stays
+ * committed, per SKU, until booked orders naming it cover it (a cancelled
+ * one no longer does); when the forecast worker's month rolls over, what was
+ * due moves with it. */
+static void planning_moves_overdue_demand_and_keeps_won_demand_until_delivered(void **state)
+{
+    static run_t r;
+    char x[64], y[64], w[64], o1[64], o2[64];
+    char past[32], next[32], later[32], past_close[32], next_close[32], offset[32];
+    (void)state;
+    init_run(&r, "p");
+    snprintf(x, sizeof x, "fopp-%s-late", r.sfx);
+    snprintf(y, sizeof y, "fopp-%s-next", r.sfx);
+    snprintf(w, sizeof w, "fopp-%s-won", r.sfx);
+    snprintf(o1, sizeof o1, "ford-%s-1", r.sfx);
+    snprintf(o2, sizeof o2, "ford-%s-2", r.sfx);
+    month_add(r.month, -2, past);
+    month_add(r.month, 1, next);
+    month_add(r.month, 2, later);
+    snprintf(past_close, sizeof past_close, "%.8s15", past);
+    snprintf(next_close, sizeof next_close, "%.8s10", next);
+    const char *a[] = {"SKU-0001"}, *b[] = {"SKU-0002"}, *ab[] = {"SKU-0001", "SKU-0002"};
+    const int64_t three[] = {3000}, two[] = {2000}, won_qty[] = {10000, 5000};
+    const int64_t four[] = {4000}, rest[] = {6000, 5000};
+
+    create_deal(&r, x, 0, "07", 300000, past_close, 1, a, three); /* overdue, commit, 90% */
+    confirm(&r, x, 0, 0, 0);
+    create_deal(&r, y, 1, "05", 200000, next_close, 1, b, two); /* next month, 50% */
+    confirm(&r, y, 1, 0, 0);
+    create_deal(&r, w, 0, "07", 1500000, r.close_date, 2, ab, won_qty);
+    confirm(&r, w, 0, 0, 0);
+    win(&r, w);
+    spawn_all(&r, 7);
+    wait_settled(&r, 0);
+    /* x: 3 x 90% now, not in its close month; y in its month; w: 10 and 5 committed */
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "weighted"), 2700);
+    assert_int_equal(planned(&r, "SKU-0001", past, "weighted"), 0);
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000 + 10000);
+    assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 5000);
+    assert_int_equal(planned(&r, "SKU-0002", next, "weighted"), 1000);
+
+    /* 4 of w's 10 SKU-0001 booked: 6 still to deliver, and all 5 of SKU-0002 */
+    order_event(&r, o1, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 1, a, four, 100);
+    wait_settled(&r, 1); /* the order's won event for w: already closed */
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000 + 6000);
+    assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 5000);
+    /* the rest booked: w is delivered; cancelled, it is due again */
+    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 2, ab, rest, 100);
+    wait_settled(&r, 2);
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000);
+    assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 0);
+    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED, 0, NULL, NULL, 0);
+    wait_settled(&r, 2);
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000 + 6000);
+    assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 5000);
+
+    /* Two months on (the forecast worker's clock): x, y and w's remainder are
+     * all due then, nothing stays behind. */
+    it_stop(live[2], SIGTERM);
+    live[2] = 0;
+    int64_t at = 0;
+    {
+        int yy = 0, mm = 1;
+        sscanf(later, "%4d-%2d", &yy, &mm);
+        struct tm tm = {.tm_year = yy - 1900, .tm_mon = mm - 1, .tm_mday = 15, .tm_hour = 12};
+        at = (int64_t)timegm(&tm) * 1000;
+    }
+    snprintf(offset, sizeof offset, "%lld", (long long)(at - ka_now_ms()));
+    snprintf(forecast_clock, sizeof forecast_clock, "KA_CLOCK_OFFSET_MS=%s", offset);
+    spawn_all(&r, 4);
+    forecast_clock[0] = '\0';
+    assert_int_equal(wait_planned(&r, "SKU-0002", later, "weighted", 1000), 1000);
+    assert_int_equal(wait_planned(&r, "SKU-0001", later, "committed", 3000 + 6000), 3000 + 6000);
+    assert_int_equal(planned(&r, "SKU-0001", later, "weighted"), 2700);
+    assert_int_equal(planned(&r, "SKU-0002", later, "committed"), 5000);
+    assert_int_equal(planned(&r, "SKU-0002", next, "weighted"), 0);
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 0);
+    assert_int_equal(planned(&r, "SKU-0001", r.month, "weighted"), 0);
+    assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 0);
+    stop_all(SIGTERM);
+    current_run = NULL;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -575,6 +777,8 @@ int main(int argc, char **argv)
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_burst_gives_one_event_per_window_and_survives_sigkill,
                                   kill_leftovers),
+        cmocka_unit_test_teardown(
+            planning_moves_overdue_demand_and_keeps_won_demand_until_delivered, kill_leftovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
