@@ -50,6 +50,7 @@
 #include "ka_config.h"
 #include "ka_log.h"
 #include "orders.h"
+#include "quotas.h"
 #include "visits.h"
 
 int opp_accounts = 1500; /* --accounts (kagen.h) */
@@ -62,9 +63,10 @@ static struct {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: kagen [--stream opportunities|visits|orders] [--seed N] [--opportunities N]\n"
-            "             [--dry-teams N] [--phase 1|2] [--prefix ID] [--now-ms MS]\n"
-            "             [--accounts N] [--rate N] [--unauthorized-pct N]\n\n"
+            "usage: kagen [--stream opportunities|visits|orders|quotas] [--seed N]\n"
+            "             [--opportunities N] [--dry-teams N] [--phase 1|2] [--prefix ID]\n"
+            "             [--now-ms MS] [--from-ms MS] [--to-ms MS] [--accounts N] [--rate N]\n"
+            "             [--unauthorized-pct N]\n\n"
             "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree to\n"
             "KA_TOPIC_OPPORTUNITY. Phase 1 is %d days of history; phase 2 the last %d days,\n"
             "in which N dry teams stop opening deals and lose most open ones. The same seed\n"
@@ -91,12 +93,20 @@ static void usage(FILE *out)
             "shipped outside (窜货) or priced under the floor (压价), most by two habitual\n"
             "offenders. In phase 2 a few big accounts, whose orders halved in the month\n"
             "before, order nothing. Every stream prints the number of events sent on\n"
-            "stdout and a summary on stderr.\n\n"
+            "stdout and a summary on stderr. --from-ms and --to-ms send only the phase's\n"
+            "events from, and before, those times, so a phase can be played in slices (the\n"
+            "demo takes the daily snapshots between them).\n\n"
+            "--stream quotas sends nothing: it writes the reps' quotas, as `kactl load\n"
+            "quotas` takes them, to stdout, from the same plan as the order stream (give it\n"
+            "the same options): each rep's month 90%% to 110%% of its run rate, what it\n"
+            "booked in the %d days before phase 2 (net of cancellations and returns) a\n"
+            "month; every node above the sum of its reps, a quarter three months; the\n"
+            "months and quarters of the year of --now-ms and of the next.\n\n"
             "For the benchmark (tests/bench): --accounts N spreads the deals over N accounts\n"
             "(default 1500), --rate N sends N events a second instead of as fast as Kafka\n"
             "takes them, and --unauthorized-pct N has the owner, after N%% of the stage\n"
             "changes, try to hand the deal over himself (refused, with an alert).\n",
-            HISTORY_DAYS, RECENT_DAYS, ORDER_HISTORY_DAYS);
+            HISTORY_DAYS, RECENT_DAYS, ORDER_HISTORY_DAYS, QUOTA_WINDOW_DAYS);
 }
 
 static int parse_int(const char *flag, const char *v, long long min, long long max, long long *out)
@@ -116,8 +126,9 @@ int main(int argc, char **argv)
 {
     char err[KA_ERRSTR_SIZE];
     long long seed = 7, nopps = 3000, ndry = 3, phase = 1, now_ms = 0;
+    long long from_ms = 0, to_ms = 4102444800000LL; /* --from-ms, --to-ms */
     const char *prefix = "opp";
-    int visits = 0, orders = 0;
+    int visits = 0, orders = 0, quotas = 0;
     gen_t g;
     vgen_t vg;
     ogen_t og;
@@ -148,6 +159,10 @@ int main(int argc, char **argv)
             bad = parse_int(a, v, 1, 2, &phase);
         else if (strcmp(a, "--now-ms") == 0)
             bad = parse_int(a, v, 946684800000LL, 4102444800000LL, &now_ms);
+        else if (strcmp(a, "--from-ms") == 0)
+            bad = parse_int(a, v, 0, 4102444800000LL, &from_ms);
+        else if (strcmp(a, "--to-ms") == 0)
+            bad = parse_int(a, v, 0, 4102444800000LL, &to_ms);
         else if (strcmp(a, "--prefix") == 0)
             prefix = v;
         else if (strcmp(a, "--accounts") == 0) {
@@ -163,12 +178,13 @@ int main(int argc, char **argv)
         }
         else if (strcmp(a, "--stream") == 0) {
             if (strcmp(v, "opportunities") == 0 || strcmp(v, "visits") == 0 ||
-                strcmp(v, "orders") == 0) {
+                strcmp(v, "orders") == 0 || strcmp(v, "quotas") == 0) {
                 visits = strcmp(v, "visits") == 0;
-                orders = strcmp(v, "orders") == 0;
+                quotas = strcmp(v, "quotas") == 0;
+                orders = strcmp(v, "orders") == 0 || quotas; /* quotas come from the orders */
             } else {
-                fprintf(stderr, "kagen: --stream expects opportunities, visits or orders, got "
-                                "\"%s\"\n", v);
+                fprintf(stderr, "kagen: --stream expects opportunities, visits, orders or "
+                                "quotas, got \"%s\"\n", v);
                 bad = -1;
             }
         } else {
@@ -265,6 +281,23 @@ int main(int argc, char **argv)
         }
     }
 
+    if (quotas) {
+        og.seed = (uint64_t)seed ^ 0x6f72646572736b61ULL; /* the order stream's plan */
+        og.g = &g;
+        og.begin = g.now_ms - ORDER_HISTORY_DAYS * DAY_MS;
+        og.split = split;
+        plan_orders(&og, (int)nopps);
+        if (write_quotas(&og, pg, (uint64_t)seed, split, stdout, err, sizeof err) != 0) {
+            fprintf(stderr, "kagen: %s\n", err);
+            goto out;
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "kagen: could not write the quotas to stdout\n");
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
     kp = ka_producer_new(cfg, on_delivery, NULL, err, sizeof err);
     if (!kp) {
         fprintf(stderr, "kagen: %s\n", err);
@@ -284,7 +317,8 @@ int main(int argc, char **argv)
         order_events(&og);
         for (int i = 0; i < og.nevents; i++) {
             const order_event_t *ev = &og.events[i];
-            if (phase == 1 ? ev->at_ms >= split : ev->at_ms < split)
+            if ((phase == 1 ? ev->at_ms >= split : ev->at_ms < split) || ev->at_ms < from_ms ||
+                ev->at_ms >= to_ms)
                 continue;
             char key[96];
             uint8_t *buf;
@@ -318,7 +352,8 @@ int main(int argc, char **argv)
         qsort(vg.visits, (size_t)vg.nvisits, sizeof *vg.visits, by_visit_time);
         for (int i = 0; i < vg.nvisits; i++) {
             const visit_plan_t *v = &vg.visits[i];
-            if (phase == 1 ? v->at_ms >= split : v->at_ms < split)
+            if ((phase == 1 ? v->at_ms >= split : v->at_ms < split) || v->at_ms < from_ms ||
+                v->at_ms >= to_ms)
                 continue;
             char key[KA_ACCOUNT_KEY_MAX];
             uint8_t *buf;
@@ -338,7 +373,8 @@ int main(int argc, char **argv)
             plan_event_t *p = &g.events[i];
             if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED)
                 owner_now[p->opp] = p->new_owner;
-            int in_phase = phase == 1 ? p->at_ms < split : p->at_ms >= split;
+            int in_phase = (phase == 1 ? p->at_ms < split : p->at_ms >= split) &&
+                           p->at_ms >= from_ms && p->at_ms < to_ms;
             uint8_t *buf;
             size_t len = encode(&g, p, owner_now, &buf);
             if (in_phase) {
