@@ -159,3 +159,97 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
 }
 
 /* What an order stream held, for the summary on stderr. */
+
+/* A confirmation counts for the deal's owner only: after a hand-over the new
+ * owner confirms the deal again (the period and category of the latest
+ * confirmation), within two days; and once, in phase 2, a colleague in the
+ * team confirms someone else's deal, which the worker refuses (a dead
+ * letter). From a random stream of their own, after plan_forecast: the
+ * deals' plan is g->events[0..n0), the forecast events [n0..n1). */
+void plan_reconfirmations(gen_t *g, int nopps, int n0, int n1, int64_t split)
+{
+    uint64_t saved = g->seed;
+    int candidates = 0, pick = -1;
+    /* plan_forecast adds each deal's events together: where they are */
+    int *from = ka_calloc((size_t)nopps + 1, sizeof *from);
+    int *to = ka_calloc((size_t)nopps + 1, sizeof *to);
+    for (int c = n0; c < n1; c++) {
+        const plan_event_t *e = &g->events[c];
+        if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED)
+            continue;
+        if (to[e->opp] == 0)
+            from[e->opp] = c;
+        to[e->opp] = c + 1;
+    }
+    g->seed ^= 0x72656366726d6564ULL;
+    for (int i = 0, j; i < n0; i = j) {
+        int opp = g->events[i].opp;
+        int64_t end = INT64_MAX;
+        for (j = i; j < n0 && g->events[j].opp == opp; j++)
+            if (g->events[j].kind == KA__V1__OPPORTUNITY_EVENT__KIND_WON ||
+                g->events[j].kind == KA__V1__OPPORTUNITY_EVENT__KIND_LOST)
+                end = g->events[j].at_ms;
+        for (int k = i; k < j; k++) {
+            const plan_event_t *oc = &g->events[k];
+            if (oc->kind != KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED)
+                continue;
+            const plan_event_t *last = NULL;
+            for (int c = from[opp]; c < to[opp]; c++) {
+                const plan_event_t *e = &g->events[c];
+                if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED &&
+                    e->at_ms < oc->at_ms && (!last || e->at_ms >= last->at_ms))
+                    last = e;
+            }
+            int64_t at = oc->at_ms + HOUR_MS * (2 + (int64_t)rnd(g, 46));
+            if (!last || at >= end || at > g->now_ms)
+                continue;
+            plan_event_t copy = *last;
+            add(g, at, opp, KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED, NULL, 0, 0);
+            plan_event_t *e = &g->events[g->nevents - 1];
+            e->quarter = copy.quarter;
+            e->year = copy.year;
+            e->number = copy.number;
+            e->category = copy.category;
+        }
+    }
+    /* the colleague's mistake: one of phase 2's confirmations, by the seed */
+    for (int pass = 0; pass < 2; pass++) {
+        int n = 0;
+        for (int c = n0; c < n1; c++) {
+            const plan_event_t *e = &g->events[c];
+            if (e->kind != KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED ||
+                e->at_ms < split || e->at_ms + 3 * HOUR_MS > g->now_ms)
+                continue;
+            if (pass == 0) {
+                candidates++;
+                continue;
+            }
+            if (n++ != pick)
+                continue;
+            int owner = g->owner[e->opp], colleague = -1;
+            for (int r = 0; r < g->nreps && colleague < 0; r++)
+                if (r != owner && strcmp(g->reps[r].team, g->reps[owner].team) == 0)
+                    colleague = r;
+            if (colleague < 0)
+                break; /* a team of one */
+            plan_event_t copy = *e;
+            add(g, copy.at_ms + HOUR_MS * (1 + (int64_t)rnd(g, 2)), copy.opp,
+                KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED, NULL, 0, 0);
+            plan_event_t *s = &g->events[g->nevents - 1];
+            s->quarter = copy.quarter;
+            s->year = copy.year;
+            s->number = copy.number;
+            s->category = copy.category;
+            s->stranger = colleague + 1;
+            break;
+        }
+        if (pass == 0) {
+            if (!candidates)
+                break;
+            pick = (int)rnd(g, (uint32_t)candidates);
+        }
+    }
+    free(from);
+    free(to);
+    g->seed = saved;
+}

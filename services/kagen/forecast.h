@@ -5,5 +5,6 @@
 #include "orders.h"
 
 void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split);
+void plan_reconfirmations(gen_t *g, int nopps, int n0, int n1, int64_t split);
 
 #endif

@@ -44,6 +44,10 @@ typedef struct plan_event {
     int nlines;                /* updated: the line items instead of an amount */
     const char *sku[3];
     int64_t qty_milli[3], price[3];
+    /* forecast_confirmed by someone else than the owner (the one deliberate
+     * mistake, dead-lettered): the rep index + 1, 0 for the owner */
+    int stranger;
+    uint32_t answers; /* assessed: the 20 answers, bit i = question i + 1 yes */
 } plan_event_t;
 
 typedef struct gen {
@@ -70,6 +74,9 @@ void plan_opportunity(gen_t *g, int opp, int64_t start, int64_t split);
 int by_time(const void *a, const void *b);
 void date_of(int64_t ms, char out[11]);
 void ym_of(int64_t ms, int *year, int *month);
+
+/* assess.c: the value assessments (商机价值评估), from a stream of their own */
+void plan_assessments(gen_t *g, int n0);
 
 /* opportunities.c: one planned event as an OpportunityEvent */
 size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **out);

@@ -255,7 +255,12 @@ int main(int argc, char **argv)
             goto out;
         }
         og.seed = (uint64_t)seed ^ 0x6c696e65736b61ULL;
+        /* each from a random stream of its own, after the rest: what was
+         * planned before stays as it was */
+        int n0 = g.nevents;
         plan_forecast(&g, &og, (int)nopps, split);
+        plan_reconfirmations(&g, (int)nopps, n0, g.nevents, split);
+        plan_assessments(&g, n0);
     }
     qsort(g.events, (size_t)g.nevents, sizeof *g.events, by_time);
 
@@ -306,7 +311,7 @@ int main(int argc, char **argv)
     const char *topic = ka_config_str(cfg, visits   ? "KA_TOPIC_VISIT"
                                            : orders ? "KA_TOPIC_ORDER"
                                                     : "KA_TOPIC_OPPORTUNITY");
-    int sent = 0;
+    int sent = 0, assessed = 0, confirmed = 0, strangers = 0, adjusted = 0;
     if (orders) {
         /* a stream of its own, so the opportunities above plan the same */
         og.seed = (uint64_t)seed ^ 0x6f72646572736b61ULL;
@@ -388,6 +393,10 @@ int main(int argc, char **argv)
                     goto out;
                 }
                 sent++;
+                assessed += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_ASSESSED;
+                confirmed += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED;
+                strangers += p->stranger != 0;
+                adjusted += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED;
                 /* --unauthorized-pct: picked by the event's number, so the
                  * plan stays the same; a number of its own as event id */
                 if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED &&
@@ -435,8 +444,10 @@ int main(int argc, char **argv)
                 phase, sent, vg.naccts, two, neglected, no_dm, g.nreps, topic);
     } else {
         fprintf(stderr, "kagen: phase %lld: %d events for %lld opportunities of %d reps "
-                        "(%d dry teams) to %s\n",
-                phase, sent, nopps, g.nreps, g.ndry, topic);
+                        "(%d dry teams) to %s: %d forecast confirmations (%d by someone not "
+                        "the owner), %d managers' adjustments, %d value assessments\n",
+                phase, sent, nopps, g.nreps, g.ndry, topic, confirmed, strangers, adjusted,
+                assessed);
     }
     rc = 0;
 out:

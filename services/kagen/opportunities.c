@@ -26,6 +26,8 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
     Ka__V1__ForecastConfirmed fc = KA__V1__FORECAST_CONFIRMED__INIT;
     Ka__V1__ForecastAdjusted fa = KA__V1__FORECAST_ADJUSTED__INIT;
     Ka__V1__Period period = KA__V1__PERIOD__INIT;
+    Ka__V1__ValueAssessed va = KA__V1__VALUE_ASSESSED__INIT;
+    protobuf_c_boolean answer[20];
     Ka__V1__LineItem line[3] = {KA__V1__LINE_ITEM__INIT, KA__V1__LINE_ITEM__INIT,
                                 KA__V1__LINE_ITEM__INIT};
     Ka__V1__LineItem *items[3];
@@ -84,6 +86,8 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
         period.year = p->year;
         period.number = p->number;
         if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED) {
+            if (p->stranger) /* a colleague confirms the owner's deal: refused */
+                e.actor_id = g->reps[p->stranger - 1].id;
             fc.period = &period;
             fc.category = (Ka__V1__ForecastCategory)p->category;
             e.forecast_confirmed = &fc;
@@ -101,6 +105,17 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
         fa.amount_minor = p->amount;
         fa.reason = (char *)adjust_reasons[p->seq % 4];
         e.forecast_adjusted = &fa;
+        break;
+    case KA__V1__OPPORTUNITY_EVENT__KIND_ASSESSED:
+        for (int q = 0; q < 20; q++)
+            answer[q] = (p->answers >> q) & 1u;
+        va.n_is_there_an_opportunity = va.n_can_we_compete = va.n_can_we_win =
+            va.n_is_it_worth_winning = 5;
+        va.is_there_an_opportunity = &answer[0];
+        va.can_we_compete = &answer[5];
+        va.can_we_win = &answer[10];
+        va.is_it_worth_winning = &answer[15];
+        e.assessed = &va;
         break;
     case KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED:
         sc.to_stage_code = (char *)p->stage;

@@ -200,6 +200,98 @@ static void quotas_follow_the_reps_run_rates(void **state)
     free(undone);
 }
 
+typedef struct deal {
+    char id[64], owner[64];
+    int handed_over; /* 1: confirmed, then handed over, not confirmed since */
+    int confirmed;
+} deal_t;
+
+static deal_t *deal_of(deal_t *deals, int *n, const char *id)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(deals[i].id, id) == 0)
+            return &deals[i];
+    deal_t *d = &deals[(*n)++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    return d;
+}
+
+/* Every confirmation comes from the deal's owner of the moment but one (the
+ * colleague's mistake), a deal handed over after its confirmation is
+ * confirmed again by its new owner, a manager adjusts only the team he
+ * manages, and some deals carry the 20-question value assessment. */
+static void confirmations_assessments_and_adjustments(void **state)
+{
+    (void)state;
+    long n = play("--phase 1") + play("--phase 2");
+    it_msgs_t msgs = it_consume_all(cfg, opp_topic, (size_t)n, 60000);
+    assert_int_equal(msgs.n, (size_t)n);
+    int ndeals = 0, strangers = 0, reconfirmed = 0, assessed = 0, high = 0, adjusted = 0;
+    deal_t *deals = calloc((size_t)n + 1, sizeof *deals);
+    assert_non_null(deals);
+    /* one key per deal, so each deal's events come in order */
+    for (size_t i = 0; i < msgs.n; i++) {
+        Ka__V1__OpportunityEvent *e = ka__v1__opportunity_event__unpack(NULL, msgs.m[i]->len,
+                                                                        msgs.m[i]->payload);
+        assert_non_null(e);
+        deal_t *d = deal_of(deals, &ndeals, e->opportunity_id);
+        switch (e->kind_case) {
+        case KA__V1__OPPORTUNITY_EVENT__KIND_CREATED:
+            snprintf(d->owner, sizeof d->owner, "%s", e->created->owner_rep_id);
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED:
+            assert_string_not_equal(e->actor_id, d->owner); /* the manager hands it over */
+            snprintf(d->owner, sizeof d->owner, "%s", e->owner_changed->new_owner_rep_id);
+            d->handed_over = d->confirmed;
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED:
+            if (strcmp(e->actor_id, d->owner) != 0) {
+                strangers++;
+                break;
+            }
+            reconfirmed += d->handed_over;
+            d->handed_over = 0;
+            d->confirmed = 1;
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_ASSESSED: {
+            const Ka__V1__ValueAssessed *a = e->assessed;
+            assert_int_equal(a->n_is_there_an_opportunity, 5);
+            assert_int_equal(a->n_can_we_compete, 5);
+            assert_int_equal(a->n_can_we_win, 5);
+            assert_int_equal(a->n_is_it_worth_winning, 5);
+            int score = 0;
+            for (int q = 0; q < 5; q++)
+                score += a->is_there_an_opportunity[q] + a->can_we_compete[q] +
+                         a->can_we_win[q] + a->is_it_worth_winning[q];
+            assert_string_equal(e->actor_id, d->owner);
+            assessed++;
+            high += score > 10;
+            break;
+        }
+        case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED: {
+            const char *node[] = {e->forecast_adjusted->node_id, e->actor_id};
+            assert_int_equal(it_pg_int_args(pg, "SELECT count(*) FROM org_node WHERE id = $1 "
+                                                "AND kind = 'team' AND manager_user_id = $2",
+                                            2, node),
+                             1);
+            adjusted++;
+            break;
+        }
+        default:
+            break;
+        }
+        ka__v1__opportunity_event__free_unpacked(e, NULL);
+    }
+    it_free_msgs(&msgs);
+    free(deals);
+    assert_int_equal(strangers, 1);
+    assert_true(reconfirmed >= 1);
+    assert_true(assessed > 100);
+    assert_true(high > 10 && high < assessed - 10);
+    assert_true(adjusted >= 1);
+}
+
 /* Every product on file is sold in its family's unit. */
 static void products_come_in_their_familys_unit(void **state)
 {
@@ -256,6 +348,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(quotas_follow_the_reps_run_rates),
         cmocka_unit_test(products_come_in_their_familys_unit),
+        cmocka_unit_test(confirmations_assessments_and_adjustments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
