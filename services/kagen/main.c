@@ -57,7 +57,7 @@ int opp_accounts = 1500; /* --accounts (kagen.h) */
 int unauthorized_pct;     /* --unauthorized-pct (kagen.h) */
 
 static struct {
-    int won, before, repeat, dist, diverted, dumped, undone;
+    int won, before, repeat, dist, diverted, dumped, undone, later_month;
 } ostats;
 
 static void usage(FILE *out)
@@ -335,6 +335,10 @@ int main(int argc, char **argv)
             sent++;
             const order_plan_t *o = &og.orders[ev->order];
             if (ev->status != KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED) {
+                int y0, m0, y1, m1; /* undone in a later month than booked */
+                ym_of(o->booked_ms, &y0, &m0);
+                ym_of(ev->at_ms, &y1, &m1);
+                ostats.later_month += y1 * 12 + m1 > y0 * 12 + m0;
                 ostats.undone++;
                 continue;
             }
@@ -427,10 +431,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "kagen: phase %lld: %d order events to %s: %d orders close won deals (%d "
                         "booked before the won event), %d repeat orders, %d through %d "
                         "distributors (%d shipped outside the territory, %d under the floor "
-                        "price), %d cancellations and returns; %d big accounts stop ordering in "
-                        "phase 2\n",
+                        "price), %d cancellations and returns (%d in a later month than the "
+                        "booking); %d big accounts stop ordering in phase 2\n",
                 phase, sent, topic, ostats.won, ostats.before, ostats.repeat, ostats.dist,
-                og.ndists, ostats.diverted, ostats.dumped, ostats.undone, og.churners);
+                og.ndists, ostats.diverted, ostats.dumped, ostats.undone, ostats.later_month,
+                og.churners);
     } else if (visits) {
         int neglected = 0, no_dm = 0, two = 0;
         for (int i = 0; i < vg.naccts; i++) {

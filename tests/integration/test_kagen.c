@@ -76,6 +76,15 @@ typedef struct quota_row {
     long long amount;
 } quota_row_t;
 
+/* year * 12 + month - 1 of a time (UTC) */
+static int month_of(long long ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
 static int rep_of(char reps[][64], int nreps, const char *id)
 {
     for (int i = 0; i < nreps; i++)
@@ -97,7 +106,7 @@ static void quotas_follow_the_reps_run_rates(void **state)
     /* the orders booked in the window, and those undone before phase 2 */
     static char reps[4096][64];
     static long long booked[4096];
-    int nreps = 0;
+    int nreps = 0, later_month = 0;
     size_t norders = 0;
     char(*ids)[64] = calloc(msgs.n + 1, 64);
     int *rep_idx = calloc(msgs.n + 1, sizeof *rep_idx);
@@ -124,6 +133,7 @@ static void quotas_follow_the_reps_run_rates(void **state)
                 amount[norders++] = total;
             }
         } else { /* phase 1 only: undone before phase 2 */
+            later_month += month_of(e->header->occurred_at_ms) > month_of(e->booked_at_ms);
             for (size_t o = 0; o < norders; o++)
                 if (strcmp(ids[o], e->order_id) == 0)
                     undone[o] = 1;
@@ -131,6 +141,7 @@ static void quotas_follow_the_reps_run_rates(void **state)
         ka__v1__order_event__free_unpacked(e, NULL);
     }
     it_free_msgs(&msgs);
+    assert_true(later_month >= 3); /* cancelled or returned across a month boundary */
     for (size_t o = 0; o < norders; o++)
         if (!undone[o])
             booked[rep_idx[o]] += amount[o];
