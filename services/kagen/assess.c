@@ -4,9 +4,10 @@
  * (is there an opportunity, can we compete, can we win, is it worth
  * winning); a score over 10 is a high-value deal. Two deals in five are
  * assessed a few days after they reach stage 02; one in five of those again
- * when they reach stage 04. The answers lean the way the deal goes: a deal
- * that will be won says yes to three questions in four, one that will be
- * lost to two in five, and an assessment late in the funnel knows more. */
+ * when they reach stage 04. The answers lean the way the deal goes, not
+ * all the way: a deal that will be won says yes to about two questions in
+ * three, one that will be lost to under half, and an assessment late in the
+ * funnel knows more. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +52,14 @@ void plan_assessments(gen_t *g, int n0)
         }
         if (!t2 || rnd(g, 100) >= 40)
             continue;
-        int yes = outcome > 0 ? 75 : outcome < 0 ? 40 : 58;
+        int yes = outcome > 0 ? 65 : outcome < 0 ? 45 : 55;
         int64_t at = t2 + HOUR_MS * (4 + (int64_t)rnd(g, 6 * 24));
         if (at >= end || at > g->now_ms)
             continue;
         assess(g, at, opp, yes);
         int64_t again = t4 + HOUR_MS * (4 + (int64_t)rnd(g, 4 * 24));
         if (t4 > at && again < end && again <= g->now_ms && rnd(g, 100) < 20)
-            assess(g, again, opp, outcome > 0 ? 85 : outcome < 0 ? 30 : 60);
+            assess(g, again, opp, outcome > 0 ? 75 : outcome < 0 ? 35 : 55);
     }
     g->seed = saved;
 }
