@@ -690,7 +690,7 @@ static void cache_marker(const ka_worker_t *w, char *key, size_t len)
  * until the next rebuild: rebuilds hold this lock exclusively, the updates
  * after each commit hold it shared. Rebuilds are rare (cold start, flushed
  * Redis), so writers almost never wait. */
-#define CACHE_LOCK "4242003"
+#define CACHE_LOCK KA_WORKER_CACHE_LOCK
 
 static ka_err_t cache_lock(ka_worker_t *w, int exclusive, char *errstr, size_t errlen)
 {

@@ -115,6 +115,11 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
                                ka_err_t (*fn)(void *ud, ka_tx_t *tx, char *errstr, size_t errlen),
                                void *ud, char *errstr, size_t errlen);
 
+/* The session advisory lock that orders cache writes: held shared by the
+ * updates after each commit, exclusively by a rebuild or by another process
+ * that writes a snapshot of PostgreSQL over some keys (kactl load org). */
+#define KA_WORKER_CACHE_LOCK "4242003"
+
 /* Inside handler.apply ------------------------------------------------------ */
 
 /* The transaction's connection, in pipeline mode: queue with ka_pg_pipe_push. */

@@ -15,6 +15,7 @@
 #include "ka_pg.h"
 #include "ka_validate.h"
 #include "kactl.h"
+#include "reorg.h"
 
 #define MAX_COLS 10
 #define MAX_PROBLEMS 20
@@ -590,9 +591,15 @@ static int load_file(const ka_config_t *cfg, const kind_t *k, const char *path)
                       k->upsert);
     long long changed = 0;
     ka_pg_param_t note = {k->notify, 0, 0};
+    /* A moved node takes its figures to its new ancestors in this same
+     * transaction (reorg.h); columns 0 and 1 of the org kind: id, parent_id. */
+    int is_org = strcmp(k->name, "org") == 0;
+    reorg_t ro = {0};
     if (ka_pg_exec(pg, "BEGIN", err, sizeof err) != KA_OK ||
+        (is_org && reorg_begin(pg, params[0].value, params[1].value, &ro, err, sizeof err)) ||
         ka_pg_query(pg, ka_buf_str(&sql), ncols, params, count_rows, &changed, err,
                     sizeof err) != KA_OK ||
+        (is_org && reorg_apply(pg, &ro, err, sizeof err)) ||
         ka_pg_query(pg, "SELECT ka_notify_reference_changed($1)", 1, &note, NULL, NULL, err,
                     sizeof err) != KA_OK ||
         ka_pg_exec(pg, "COMMIT", err, sizeof err) != KA_OK) {
@@ -600,8 +607,10 @@ static int load_file(const ka_config_t *cfg, const kind_t *k, const char *path)
         fprintf(stderr, "kactl load %s: %s: nothing was written: %s\n", k->name, path, err);
     } else {
         printf("%-15s %6d rows, %lld new or changed (%s)\n", k->name, nrows, changed, path);
+        reorg_cache(cfg, pg, &ro);
         rc = 0;
     }
+    reorg_free(&ro);
     ka_buf_free(&sql);
 out:
     for (int c = 0; c < ncols; c++)

@@ -18,6 +18,7 @@
 #include "ka_log.h"
 #include "opp_decode.h"
 #include "opp_health.h"
+#include "opp_reorg.h"
 #include "opp_stalled.h"
 #include "opp_worker.h"
 
@@ -120,7 +121,7 @@ struct opp_ctx {
     health_in_t *health;
     size_t nhealth;
     int warning_bp, hysteresis_bp;
-    int64_t scan_interval_ms, next_scan_ms;
+    int64_t scan_interval_ms, next_scan_ms, next_reorg_ms;
     int no_visit_days;
     int64_t batch_at_ms;       /* latest applied event time: alert times derive from it */
     const char *causes[10];    /* a sample of the batch's applied event ids */
@@ -1182,6 +1183,13 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
         if (rc == KA_OK)
             rc = ka_pg_pipe_push(pg, "opp_health_inputs", 3, dp, read_health_inputs, ctx,
                                  errstr, errlen);
+        /* Reps counted here that the org tree does not know (opp_reorg.c
+         * alerts them); after the funnel rows, the locks' order. */
+        char at[24];
+        snprintf(at, sizeof at, "%lld", (long long)ctx->batch_at_ms);
+        ka_pg_param_t up[2] = {{ka_buf_str(&drep), 0, 0}, {at, 0, 0}};
+        if (rc == KA_OK)
+            rc = ka_pg_pipe_push(pg, "opp_unknown_reps", 2, up, NULL, NULL, errstr, errlen);
     }
 out:
     for (int c = 0; c < NOPP_COLS; c++)
@@ -1288,6 +1296,25 @@ static ka_err_t evaluate_health(opp_ctx_t *ctx, ka_tx_t *tx, char *errstr, size_
         rc = ka_pg_pipe_push(ka_tx_pg(tx), "opp_health_save", 9, p, NULL, NULL, errstr, errlen);
     for (int c = 0; c < 9; c++)
         ka_buf_free(&cols[c]);
+    return rc;
+}
+
+ka_err_t opp_health_recheck(opp_ctx_t *ctx, ka_tx_t *tx, const char *nodes, int64_t at_ms,
+                            char *errstr, size_t errlen)
+{
+    ka_pg_param_t p = {nodes, 0, 0};
+    ka_err_t rc;
+    reset_batch(ctx);
+    reset_funnel(ctx);
+    ctx->batch_at_ms = at_ms;
+    if ((rc = ka_pg_pipe_push(ka_tx_pg(tx), "opp_recheck_funnel", 1, &p, read_funnel, ctx,
+                              errstr, errlen)) == KA_OK &&
+        (rc = ka_pg_pipe_push(ka_tx_pg(tx), "opp_recheck_inputs", 1, &p, read_health_inputs,
+                              ctx, errstr, errlen)) == KA_OK &&
+        (rc = ka_tx_flush(tx, errstr, errlen)) == KA_OK)
+        rc = evaluate_health(ctx, tx, errstr, errlen);
+    reset_batch(ctx);
+    reset_funnel(ctx);
     return rc;
 }
 
@@ -1558,6 +1585,23 @@ static const char *statements[][2] = {
      "LEFT JOIN funnel_health h ON h.node_id = k.node_id AND h.definition_id = k.def "
      "AND h.stage_code = k.stage AND h.metric = m.metric "
      "ORDER BY 1, 2, 3, 4"},
+    {"opp_unknown_reps", "SELECT ka_unknown_reps_seen($1::text[], $2::bigint, 'opportunity')"},
+    /* The health of whole nodes after a re-org (opp_health_recheck): their
+     * funnel rows locked in the upsert's order, then their inputs. */
+    {"opp_recheck_funnel",
+     "SELECT node_id, definition_id, stage_code, open_count, amount_minor, weighted_amount_minor "
+     "FROM funnel_state WHERE node_id = ANY($1::text[]) ORDER BY 1, 2, 3 FOR UPDATE"},
+    {"opp_recheck_inputs",
+     "SELECT f.node_id, f.definition_id, f.stage_code, m.metric, "
+     "(SELECT b.value FROM funnel_baseline b WHERE b.node_id = f.node_id "
+     "AND b.definition_id = f.definition_id AND b.stage_code = f.stage_code "
+     "AND b.metric = m.metric AND b.valid_from <= current_date AND b.valid_to > current_date "
+     "ORDER BY (b.source = 'explicit') DESC, b.valid_from DESC LIMIT 1), "
+     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint "
+     "FROM funnel_state f CROSS JOIN (VALUES ('count'), ('amount')) AS m(metric) "
+     "LEFT JOIN funnel_health h ON h.node_id = f.node_id AND h.definition_id = f.definition_id "
+     "AND h.stage_code = f.stage_code AND h.metric = m.metric "
+     "WHERE f.node_id = ANY($1::text[]) ORDER BY 1, 2, 3, 4"},
     {"opp_health_save",
      "INSERT INTO funnel_health (node_id, definition_id, stage_code, metric, current_value, "
      "baseline_value, ratio_bp, status, status_since, evaluated_at) "
@@ -1575,7 +1619,8 @@ static ka_err_t opp_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen)
 {
     (void)ud;
     if (ka_alert_prepare(pg, errstr, errlen) != KA_OK ||
-        opp_stalled_prepare(pg, errstr, errlen) != KA_OK)
+        opp_stalled_prepare(pg, errstr, errlen) != KA_OK ||
+        opp_reorg_prepare(pg, errstr, errlen) != KA_OK)
         return KA_ERR;
     return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
                              errlen);
@@ -1587,6 +1632,7 @@ static void opp_tick(void *ud, ka_worker_t *w)
     char err[KA_ERRSTR_SIZE];
     int fired = 0, resolved = 0;
     int64_t now = mono_ms();
+    opp_reorg_tick(ctx, w, &ctx->next_reorg_ms);
     if (now < ctx->next_scan_ms)
         return;
     ctx->next_scan_ms = now + ctx->scan_interval_ms;

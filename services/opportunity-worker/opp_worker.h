@@ -19,4 +19,11 @@ void opp_handler_init(ka_handler_t *h, opp_ctx_t *ctx);
  * "<stage>:count", "<stage>:amount", "<stage>:weighted". */
 void opp_funnel_key(char *out, size_t len, const char *node_id, const char *definition_id);
 
+/* Re-evaluates the funnel health of every row of the nodes in `nodes` (an
+ * array literal) from their current funnel_state, in tx, as a batch does
+ * for the rows it moved: health rows and alert transitions, at at_ms (the
+ * worker's clock). For figures that changed outside a batch (a re-org). */
+ka_err_t opp_health_recheck(opp_ctx_t *ctx, ka_tx_t *tx, const char *nodes, int64_t at_ms,
+                            char *errstr, size_t errlen);
+
 #endif

@@ -668,6 +668,18 @@ static ka_err_t queue_writes(order_ctx_t *ctx, ka_tx_t *tx, rows_t *r, char *err
             rc = ka_pg_pipe_push(pg, steps[i].stmt, steps[i].c->n, p, steps[i].cb, ctx, errstr,
                                  errlen);
     }
+    /* Crediting reps the org tree does not know (the opportunity worker
+     * alerts them); after the roll-up rows, the locks' order. */
+    if (rc == KA_OK && roll.rows) {
+        char at[24];
+        int64_t latest = 0;
+        for (size_t i = 0; i < ctx->norders; i++)
+            if (ctx->orders[i].touched && ctx->orders[i].last_event_ms > latest)
+                latest = ctx->orders[i].last_event_ms;
+        snprintf(at, sizeof at, "%lld", (long long)latest);
+        ka_pg_param_t up[2] = {{ka_buf_str(&roll.b[0]), 0, 0}, {at, 0, 0}};
+        rc = ka_pg_pipe_push(pg, "order_unknown_reps", 2, up, NULL, NULL, errstr, errlen);
+    }
     ka_cols_free(&ord);
     ka_cols_free(&lines);
     ka_cols_free(&cleared);
@@ -831,6 +843,7 @@ static const char *statements[][2] = {
      "ON CONFLICT (node_id, period_month) DO UPDATE SET "
      "amount_minor = r.amount_minor + EXCLUDED.amount_minor, updated_at = now() "
      "RETURNING node_id, period_month::text, amount_minor"},
+    {"order_unknown_reps", "SELECT ka_unknown_reps_seen($1::text[], $2::bigint, 'order')"},
     /* The forecast worker recomputes closed revenue of these reps' months
      * and quarters. */
     {"order_forecast_dirty",
