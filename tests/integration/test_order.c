@@ -440,6 +440,9 @@ static void check_actuals(const run_t *r)
         if (got != r->actual[i])
             fail_msg("actuals of account %d: got %lld, want %lld", i, got,
                      (long long)r->actual[i]);
+        /* a cancellation corrects the booking's month: no month goes negative */
+        assert_int_equal(q_int("SELECT count(*) FROM actual WHERE account_id = $1 "
+                               "AND (amount_minor < 0 OR quantity < 0)", 1, args), 0);
     }
     /* rolled up: each rep, the team and the division */
     for (int i = 0; i < 2; i++) {
