@@ -1,4 +1,6 @@
--- Closed revenue is what a period booked and still has booked (DOMAIN.md
+-- Two corrections of "numbers a manager can trust".
+--
+-- 1. Closed revenue is what a period booked and still has booked (DOMAIN.md
 -- section 5): a cancellation or a return corrects the month the order was
 -- booked in, never the month it happens in. The order worker now posts every
 -- delta into the booking month; the actuals written under the old rule (a
@@ -46,3 +48,14 @@ INSERT INTO forecast_dirty (node_id, period_kind, period_start)
 SELECT DISTINCT x.node_id, k.kind, date_trunc(k.kind, x.period_month)::date
   FROM actual x
  CROSS JOIN (VALUES ('month'), ('quarter')) AS k(kind);
+
+-- 2. An account that was never ranked has no tier yet (DOMAIN.md section 2:
+-- its first ranking is not a change and raises no alert). NULL until the
+-- order worker's tier scan ranks it; readers show it as not ranked and treat
+-- it like D (no churn watch, info severity).
+ALTER TABLE account ALTER COLUMN tier DROP DEFAULT, ALTER COLUMN tier DROP NOT NULL;
+
+-- Accounts still at the old default that no ranking ever moved.
+UPDATE account a SET tier = NULL
+ WHERE a.tier = 'D' AND a.tier_changed_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM account_tier_history h WHERE h.account_id = a.id);
