@@ -84,7 +84,7 @@ static int severity_proto(const char *severity)
 ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char *errstr,
                              size_t errlen)
 {
-    char alert_id[160], ce_id[192], starts[24], ends[24], at[24];
+    char alert_id[160], ce_id[192], starts[24], ends[24], planned[24], at[24];
     ka_buf_t causes = KA_BUF_INIT;
     json_t *details = json_object();
     Ka__V1__EventHeader header = KA__V1__EVENT_HEADER__INIT;
@@ -103,6 +103,8 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
     snprintf(starts, sizeof starts, "%lld", (long long)a->starts_at_ms);
     snprintf(ends, sizeof ends, "%lld", (long long)at_ms);
     snprintf(at, sizeof at, "%lld", (long long)at_ms);
+    snprintf(planned, sizeof planned, "%lld", (long long)a->ends_at_ms);
+    const char *hist_ends = firing ? (a->ends_at_ms ? planned : NULL) : ends;
     for (size_t i = 0; i < a->ndetails; i++) {
         json_object_set_new(details, a->detail_keys[i], json_string(a->detail_values[i]));
         Ka__V1__AlertEvent__DetailsEntry init = KA__V1__ALERT_EVENT__DETAILS_ENTRY__INIT;
@@ -127,7 +129,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
     ka_pg_param_t hist[12] = {
         {a->fingerprint, 0, 0}, {alert_id, 0, 0}, {firing ? "firing" : "resolved", 0, 0},
         {a->type, 0, 0},        {a->severity, 0, 0}, {a->summary, 0, 0},
-        {djson ? djson : "{}", 0, 0}, {starts, 0, 0}, {firing ? NULL : ends, 0, 0},
+        {djson ? djson : "{}", 0, 0}, {starts, 0, 0}, {hist_ends, 0, 0},
         {ka_buf_str(&causes), 0, 0}, {ce_id, 0, 0}, {at, 0, 0},
     };
     ka_pg_t *pg = ka_tx_pg(tx);
@@ -151,7 +153,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
     ev.n_details = a->ndetails;
     ev.details = entry_ptrs;
     ev.starts_at_ms = a->starts_at_ms;
-    ev.ends_at_ms = firing ? 0 : at_ms;
+    ev.ends_at_ms = firing ? a->ends_at_ms : at_ms;
     ev.n_cause_event_ids = a->ncauses;
     ev.cause_event_ids = (char **)a->causes;
     size_t len = ka__v1__alert_event__get_packed_size(&ev);

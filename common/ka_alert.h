@@ -28,6 +28,10 @@ typedef struct ka_alert {
     size_t ndetails;
     int64_t starts_at_ms; /* the episode's start: equal for its firing and resolved */
     int64_t at_ms;        /* when this transition happened */
+    /* A point event's end, sent with its firing (Alertmanager's endsAt): it
+     * resolves by itself then. 0: open-ended, it fires until resolved. The
+     * state row keeps no end while firing; the history row and the event do. */
+    int64_t ends_at_ms;
     const char *const *causes; /* ids of the events that caused it */
     size_t ncauses;
 } ka_alert_t;

@@ -114,6 +114,9 @@ static const key_def_t keys[] = {
      "tier B: the next accounts, up to this cumulative share; C: the rest with revenue", 0},
     {"KA_TIER_INTERVAL_MS", KEY_INT, "3600000", 100, 86400000, NULL,
      "how often account tiers are recomputed", 0},
+    {"KA_TIER_ALERT_TTL_MS", KEY_INT, "604800000", 1000, 31536000000LL, NULL,
+     "a tier change is a point event: its info alert resolves by itself this long after it "
+     "fired (default 7 days)", 0},
     {"KA_CHURN_DROP_PCT", KEY_INT, "30", 1, 100, NULL,
      "churn risk: trailing-90-day revenue down more than this share against the 90 days before", 0},
     {"KA_CHANNEL_QUIET_DAYS", KEY_INT, "30", 1, 3650, NULL,

@@ -73,7 +73,8 @@ static int print_accounts(void *ud, const ka_pgres_t *res)
                      kactl_val(res, i, 8));
         snprintf(rep, sizeof rep, "%s %s", kactl_val(res, i, 9), kactl_val(res, i, 10));
         kactl_put_cell(kactl_val(res, i, 0), 24);
-        printf(" %-4s %15s  %-3s %-10s  %-18s ", kactl_val(res, i, 1), rev,
+        printf(" %-4s %15s  %-3s %-10s  %-18s ",
+               ka_pgres_value(res, i, 1) ? kactl_val(res, i, 1) : "-", rev,
                ka_pgres_value(res, i, 3) ? kactl_val(res, i, 3) : "-",
                ka_pgres_value(res, i, 4) ? kactl_val(res, i, 4) : "never", open);
         kactl_put_cell(rep, 26);
@@ -82,8 +83,10 @@ static int print_accounts(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
+/* Tiers A..D, and [4]: accounts not ranked yet (no tier until the order
+ * worker's first ranking). */
 typedef struct split {
-    long long count[4], revenue[4], total_count, total_revenue;
+    long long count[5], revenue[5], total_count, total_revenue;
 } split_t;
 
 static int read_split(void *ud, const ka_pgres_t *res)
@@ -91,10 +94,11 @@ static int read_split(void *ud, const ka_pgres_t *res)
     split_t *s = ud;
     for (int i = 0; i < ka_pgres_rows(res); i++) {
         const char *tier = kactl_val(res, i, 0);
-        if (tier[0] < 'A' || tier[0] > 'D')
+        int t = !ka_pgres_value(res, i, 0) ? 4 : tier[0] - 'A';
+        if (t < 0 || t > 4)
             continue;
-        s->count[tier[0] - 'A'] = ka_pgres_int(res, i, 1, 0);
-        s->revenue[tier[0] - 'A'] = ka_pgres_int(res, i, 2, 0);
+        s->count[t] = ka_pgres_int(res, i, 1, 0);
+        s->revenue[t] = ka_pgres_int(res, i, 2, 0);
         s->total_count += ka_pgres_int(res, i, 1, 0);
         s->total_revenue += ka_pgres_int(res, i, 2, 0);
     }
@@ -115,7 +119,8 @@ static void accounts_usage(FILE *out)
             "  --limit N   at most N accounts (default 50)\n\n"
             "Tiers (the 80/20 rule, recomputed by the order worker): A the smallest set of\n"
             "top accounts covering 80%% of revenue, B the next 15%%, C the rest with\n"
-            "revenue, D none (prospects). Tier A and B accounts are watched for churn.\n");
+            "revenue, D none (prospects). Tier A and B accounts are watched for churn.\n"
+            "An account the order worker has not ranked yet shows tier \"-\".\n");
 }
 
 int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
@@ -236,6 +241,8 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
         if (s.total_revenue > 0 && t < 3)
             printf(" (%s, %.1f%%)", rev, 100.0 * (double)s.revenue[t] / (double)s.total_revenue);
     }
+    if (s.count[4])
+        printf("; not ranked yet %lld", s.count[4]);
     printf("\n");
     rc = 0;
 fail:

@@ -208,7 +208,7 @@ int kactl_followups(const ka_config_t *cfg, int argc, char **argv)
                     "SELECT to_char(f.next_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
                     "CASE WHEN f.next_due_at < now() "
                     "THEN floor(extract(epoch FROM now() - f.next_due_at) / 86400)::int END, "
-                    "a.display_name, a.tier, coalesce(a.man_class, ''), f.rep_id, "
+                    "a.display_name, coalesce(a.tier, '-'), coalesce(a.man_class, ''), f.rep_id, "
                     "coalesce(r.name, ''), f.action, f.interval_days "
                     "FROM follow_up f JOIN account a ON a.id = f.account_id "
                     "LEFT JOIN org_node r ON r.id = f.rep_id "

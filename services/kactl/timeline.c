@@ -84,8 +84,8 @@ int kactl_timeline(const ka_config_t *cfg, int argc, char **argv)
     int n = 0;
     ka_err_t rc = ka_pg_query(
         pg,
-        "SELECT display_name || ' (tier ' || tier || coalesce(', MAN class ' || man_class, '') "
-        "|| ')' FROM account WHERE id = $1",
+        "SELECT display_name || ' (' || coalesce('tier ' || tier, 'not ranked yet') "
+        "|| coalesce(', MAN class ' || man_class, '') || ')' FROM account WHERE id = $1",
         1, p, read_name, name, err, sizeof err);
     if (rc == KA_OK && !name[0]) {
         fprintf(stderr, "kactl timeline: no account \"%s\" (account ids: kactl accounts)\n",

@@ -14,11 +14,12 @@
 
 #define TIERS_LOCK 4242013
 #define WATCH_LOCK 4242014
-/* A first ranking moves every account out of D: spread it over rounds. */
+/* A first ranking ranks every account (silently, but a history row each):
+ * spread it over rounds; so are expired alerts after a long pause. */
 #define TIER_CHANGES_PER_ROUND "1000"
 
 struct order_scan {
-    int64_t tier_interval_ms, watch_interval_ms;
+    int64_t tier_interval_ms, tier_ttl_ms, watch_interval_ms;
     int64_t next_tiers_mono, next_watch_mono;
     int tier_a_pct, tier_b_pct, churn_drop_pct, quiet_days;
 };
@@ -34,6 +35,7 @@ order_scan_t *order_scan_new(const ka_config_t *cfg)
 {
     order_scan_t *s = ka_calloc(1, sizeof *s);
     s->tier_interval_ms = ka_config_int(cfg, "KA_TIER_INTERVAL_MS");
+    s->tier_ttl_ms = ka_config_int(cfg, "KA_TIER_ALERT_TTL_MS");
     s->watch_interval_ms = ka_config_int(cfg, "KA_SCAN_INTERVAL_MS");
     s->tier_a_pct = (int)ka_config_int(cfg, "KA_TIER_A_PCT");
     s->tier_b_pct = (int)ka_config_int(cfg, "KA_TIER_B_PCT");
@@ -90,9 +92,11 @@ ka_err_t order_channel_alert(ka_tx_t *tx, const char *type, const char *dist, co
     return ka_alert_transition(tx, &a, firing, errstr, errlen);
 }
 
+/* A tier change is a point event: it fires with its end (ends_ms) and is
+ * resolved at that end, or earlier by the account's next change. */
 static ka_err_t tier_alert(ka_tx_t *tx, const char *account, const char *from, const char *to,
-                           const char *revenue, int64_t starts_ms, int64_t at_ms, int firing,
-                           char *errstr, size_t errlen)
+                           const char *revenue, int64_t starts_ms, int64_t at_ms, int64_t ends_ms,
+                           int firing, char *errstr, size_t errlen)
 {
     char fp[KA_FINGERPRINT_LEN], summary[256];
     const char *labels[] = {account};
@@ -114,6 +118,7 @@ static ka_err_t tier_alert(ka_tx_t *tx, const char *account, const char *from, c
         .ndetails = 4,
         .starts_at_ms = starts_ms,
         .at_ms = at_ms,
+        .ends_at_ms = firing ? ends_ms : 0,
     };
     return ka_alert_transition(tx, &a, firing, errstr, errlen);
 }
@@ -157,10 +162,22 @@ static ka_err_t churn_alert(ka_tx_t *tx, const char *account, const char *tier,
 #define NOW "to_timestamp($1::bigint / 1000.0)"
 
 static const char *statements[][2] = {
+    /* Tier alerts whose time to live has passed, with the end their firing
+     * announced (the TTL in force for one fired before ends were sent). */
+    {"order_tier_expired",
+     "SELECT s.subject_id, s.details->>'previous_tier', s.details->>'tier', "
+     "s.details->>'revenue_12m_minor', " MS("s.starts_at") ", " MS("e.ends_at") " "
+     "FROM alert_state s LEFT JOIN alert_history h ON h.event_id = s.alert_id || ':firing' "
+     "CROSS JOIN LATERAL (SELECT coalesce(h.ends_at, s.starts_at + $2::bigint * "
+     "interval '1 millisecond') AS ends_at) e "
+     "WHERE s.type = 'tier_changed' AND s.status = 'firing' AND e.ends_at <= " NOW " "
+     "ORDER BY s.starts_at, s.subject_id LIMIT " TIER_CHANGES_PER_ROUND},
     /* A: the smallest set of top accounts covering KA_TIER_A_PCT of revenue
      * (an account is in it when the revenue ranked above it falls short);
      * B: up to KA_TIER_B_PCT; C: the rest with revenue; D: none. Ties rank
-     * by id, so the split is deterministic. */
+     * by id, so the split is deterministic. An account never ranked has no
+     * tier (NULL). With each change, the previous change's alert if still
+     * firing, and its details. */
     {"order_tiers",
      "WITH rev AS (SELECT a.id, a.tier, coalesce(sum(x.amount_minor), 0) AS revenue "
      "FROM account a LEFT JOIN actual x ON x.account_id = a.id AND x.period_month >= "
@@ -172,10 +189,12 @@ static const char *statements[][2] = {
      "tiered AS (SELECT id, tier, revenue, CASE WHEN above * 100 < total * $2::int THEN 'A' "
      "WHEN above * 100 < total * $3::int THEN 'B' ELSE 'C' END AS new_tier FROM ranked "
      "UNION ALL SELECT id, tier, revenue, 'D' FROM rev WHERE revenue <= 0) "
-     "SELECT t.id, t.tier, t.new_tier, t.revenue, " MS("al.starts_at") " FROM tiered t "
+     "SELECT t.id, t.tier, t.new_tier, t.revenue, " MS("al.starts_at") ", "
+     "al.details->>'previous_tier', al.details->>'tier', al.details->>'revenue_12m_minor' "
+     "FROM tiered t "
      "LEFT JOIN alert_state al ON al.subject_kind = 'account' AND al.subject_id = t.id "
      "AND al.type = 'tier_changed' AND al.status = 'firing' "
-     "WHERE t.tier <> t.new_tier ORDER BY t.id LIMIT " TIER_CHANGES_PER_ROUND},
+     "WHERE t.tier IS DISTINCT FROM t.new_tier ORDER BY t.id LIMIT " TIER_CHANGES_PER_ROUND},
     {"order_tier_save",
      "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
      "AS c(id, prev, tier, revenue)), "
@@ -227,8 +246,30 @@ ka_err_t order_scan_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 typedef struct run {
     order_scan_t *s;
     int64_t now_ms;
-    int fired, resolved, fired2, resolved2;
+    int fired, resolved, fired2, resolved2, ranked;
 } run_t;
+
+/* Resolves the tier alerts whose end has passed, at that end. */
+static ka_err_t expire_tier_alerts(run_t *r, ka_tx_t *tx, const char *now, char *errstr,
+                                   size_t errlen)
+{
+    char ttl[24];
+    ka_rows_t rows;
+    ka_err_t rc;
+    snprintf(ttl, sizeof ttl, "%lld", (long long)r->s->tier_ttl_ms);
+    const char *params[] = {now, ttl};
+    if ((rc = ka_rows_query(tx, "order_tier_expired", 2, params, &rows, errstr, errlen)))
+        return rc;
+    for (int i = 0; rc == KA_OK && i < rows.nrows; i++) {
+        rc = tier_alert(tx, ka_rows_str(&rows, i, 0), ka_rows_str(&rows, i, 1),
+                        ka_rows_str(&rows, i, 2), ka_rows_str(&rows, i, 3),
+                        ka_rows_int(&rows, i, 4, 0), ka_rows_int(&rows, i, 5, 0), 0, 0, errstr,
+                        errlen);
+        r->resolved++;
+    }
+    ka_rows_free(&rows);
+    return rc; /* the ranking's query runs after these: it sees them resolved */
+}
 
 static ka_err_t run_tiers(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
 {
@@ -244,6 +285,8 @@ static ka_err_t run_tiers(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
     const char *params[] = {now, a, b};
     if ((rc = ka_scan_lock(tx, TIERS_LOCK, &locked, errstr, errlen)) || !locked)
         return rc;
+    if ((rc = expire_tier_alerts(r, tx, now, errstr, errlen)))
+        return rc;
     if ((rc = ka_rows_query(tx, "order_tiers", 3, params, &rows, errstr, errlen)))
         return rc;
     for (int c = 0; c < 4; c++) {
@@ -251,20 +294,29 @@ static ka_err_t run_tiers(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
         ka_buf_array_begin(&cols[c]);
     }
     for (int i = 0; rc == KA_OK && i < rows.nrows; i++) {
-        const char *id = ka_rows_str(&rows, i, 0), *from = ka_rows_str(&rows, i, 1),
-                   *to = ka_rows_str(&rows, i, 2), *rev = ka_rows_str(&rows, i, 3);
+        const char *id = ka_rows_str(&rows, i, 0), *to = ka_rows_str(&rows, i, 2),
+                   *rev = ka_rows_str(&rows, i, 3);
+        /* NULL: never ranked; its first tier is no change */
+        const char *from = ka_rows_null(&rows, i, 1) ? NULL : ka_rows_str(&rows, i, 1);
         ka_buf_array_add(&cols[0], id);
         ka_buf_array_add(&cols[1], from);
         ka_buf_array_add(&cols[2], to);
         ka_buf_array_add(&cols[3], rev);
-        /* The previous change's alert gives way to this one. */
+        if (!from) {
+            r->ranked++;
+            continue;
+        }
+        /* The previous change's alert, still within its time to live, gives
+         * way to this one (resolved now, with its own details). */
         if (!ka_rows_null(&rows, i, 4)) {
-            rc = tier_alert(tx, id, from, to, rev, ka_rows_int(&rows, i, 4, 0), r->now_ms, 0,
+            rc = tier_alert(tx, id, ka_rows_str(&rows, i, 5), ka_rows_str(&rows, i, 6),
+                            ka_rows_str(&rows, i, 7), ka_rows_int(&rows, i, 4, 0), r->now_ms, 0, 0,
                             errstr, errlen);
             r->resolved++;
         }
         if (rc == KA_OK)
-            rc = tier_alert(tx, id, from, to, rev, r->now_ms, r->now_ms, 1, errstr, errlen);
+            rc = tier_alert(tx, id, from, to, rev, r->now_ms, r->now_ms,
+                            r->now_ms + r->s->tier_ttl_ms, 1, errstr, errlen);
         r->fired++;
     }
     ka_pg_param_t p[5];
@@ -349,8 +401,9 @@ void order_scan_tick(order_scan_t *s, ka_worker_t *w)
         s->next_tiers_mono = mono + s->tier_interval_ms;
         if (ka_worker_transaction(w, run_tiers, &r, err, sizeof err) != KA_OK)
             ka_log(KA_LOG_WARN, "tier scan failed", "{s:s}", "error", err);
-        else if (r.fired)
-            ka_log(KA_LOG_INFO, "tiers recomputed", "{s:i}", "changed", r.fired);
+        else if (r.fired || r.resolved || r.ranked)
+            ka_log(KA_LOG_INFO, "tiers recomputed", "{s:i,s:i,s:i}", "changed", r.fired,
+                   "first_ranked", r.ranked, "alerts_resolved", r.resolved);
     }
     if (mono >= s->next_watch_mono) {
         run_t r = {.s = s, .now_ms = ka_now_ms()};

@@ -10,9 +10,11 @@
  * transaction-level advisory lock) at the worker's clock, and recorded in
  * scan_run:
  *   tiers    (every KA_TIER_INTERVAL_MS) A/B/C/D by the 80/20 rule on
- *            trailing-12-month booked revenue (DOMAIN.md section 2); each
- *            change is an info alert (tier_changed) that stays firing until
- *            the account's next change;
+ *            trailing-12-month booked revenue (DOMAIN.md section 2); an
+ *            account's first ranking is no change and raises nothing; each
+ *            change is a point event, an info alert (tier_changed) sent
+ *            firing with its end, KA_TIER_ALERT_TTL_MS on, and resolved by
+ *            the first run after that end (or by the account's next change);
  *   churn    (every KA_SCAN_INTERVAL_MS) 大客户叛离 on tier A/B accounts:
  *            trailing-90-day revenue down more than KA_CHURN_DROP_PCT against
  *            the 90 days before, the latest satisfaction reading on a visit

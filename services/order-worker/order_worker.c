@@ -3,8 +3,9 @@
  * batch's orders with their lines and the distributors' territories, floor
  * prices and firing channel alerts; one writes everything and commits. The
  * orders are applied in memory, in order; actuals move by the difference
- * between what an order counted before and what it counts now, so a status
- * change adjusts them and never adds an order twice. */
+ * between what an order counted before and what it counts now, each in its
+ * booking month, so a status change adjusts them and never adds an order
+ * twice. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,13 +158,15 @@ static void add_delta(order_ctx_t *ctx, const char *account, const char *sku, co
     d->qty_milli += qty_milli;
 }
 
-/* What an order counts in the actuals, signed, at the month of `at_ms`. */
-static void count_order(order_ctx_t *ctx, const order_t *o, int sign, int64_t at_ms)
+/* What an order counts in the actuals, signed, in the month it was booked
+ * in: closed revenue is what a period booked and still has booked, so a
+ * cancellation or return corrects the booking's month, never a later one. */
+static void count_order(order_ctx_t *ctx, const order_t *o, int sign)
 {
     char month[11];
     if (!o->exists || strcmp(o->status, "booked") != 0)
         return;
-    order_month(at_ms, month);
+    order_month(o->booked_ms, month);
     for (size_t i = 0; i < o->nlines; i++)
         add_delta(ctx, o->account, o->lines[i].sku, o->rep, month,
                   sign * order_line_amount(o->lines[i].qty_milli, o->lines[i].price),
@@ -534,7 +537,7 @@ static ka_err_t apply_one(order_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, rows_t 
         return KA_OK;
     }
     int was_booked = o->exists && strcmp(o->status, "booked") == 0;
-    count_order(ctx, o, -1, t); /* take out what it counted, put back what it counts now */
+    count_order(ctx, o, -1); /* take out what it counted, put back what it counts now */
     copy(o->account, sizeof o->account, account);
     copy(o->rep, sizeof o->rep, e->rep_id);
     copy(o->opp, sizeof o->opp, e->opportunity_id);
@@ -556,7 +559,7 @@ static ka_err_t apply_one(order_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, rows_t 
     o->touched = 1;
     o->last_event_ms = e->header->occurred_at_ms;
     copy(o->last_event_id, sizeof o->last_event_id, ev->event_id);
-    count_order(ctx, o, +1, t);
+    count_order(ctx, o, +1);
 
     int booked_now = strcmp(o->status, "booked") == 0;
     if (booked_now && !was_booked) {
@@ -845,7 +848,8 @@ static const char *statements[][2] = {
      "RETURNING node_id, period_month::text, amount_minor"},
     {"order_unknown_reps", "SELECT ka_unknown_reps_seen($1::text[], $2::bigint, 'order')"},
     /* The forecast worker recomputes closed revenue of these reps' months
-     * and quarters. */
+     * and quarters: the booking months the deltas moved, so a cancellation
+     * re-publishes the forecast of the period it corrected. */
     {"order_forecast_dirty",
      "INSERT INTO forecast_dirty (node_id, period_kind, period_start) "
      "SELECT DISTINCT d.rep, k.kind, date_trunc(k.kind, d.month::date)::date "

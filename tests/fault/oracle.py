@@ -202,21 +202,22 @@ class Model:
         # send one, and the model does not close deals from orders.)
         o["opportunity"] = e.get("opportunity")
         was = o.get("status") == "booked"
-        old_lines, old_rep = o["lines"], o["rep"]
+        old_lines, old_rep, old_booked = o["lines"], o["rep"], o.get("booked_at")
         o["status"] = e["status"]
         o["rep"] = e["rep"]
+        if old_booked is None or e["status"] == "booked":  # a booking (re)sets its time
+            o["booked_at"] = e["booked_at"]
         if e["lines"]:  # a cancellation or return without lines keeps the order's
             o["lines"] = list(e["lines"])
         o["last_t"] = e["t"]
-        # Actuals move by differences, in the month the event takes effect.
-        eff = e["booked_at"] if e["status"] == "booked" else e["t"]
-        month = month_of(eff)
+        # Actuals move by differences, each in the month the order was booked
+        # in: a cancellation or a return corrects that month, never its own.
         if was:
             for sku, qty, price in old_lines:
-                o["postings"].append((old_rep, sku, month, -qty * price, -qty))
+                o["postings"].append((old_rep, sku, month_of(old_booked), -qty * price, -qty))
         if o["status"] == "booked":
             for sku, qty, price in o["lines"]:
-                o["postings"].append((o["rep"], sku, month, qty * price, qty))
+                o["postings"].append((o["rep"], sku, month_of(o["booked_at"]), qty * price, qty))
         return None
 
     # -- visits (DOMAIN.md 3, domain-choices "Visits") -------------------------
@@ -549,6 +550,17 @@ def _self_check():
          "status": "cancelled", "t": t0 + 40 * day, "booked_at": t0, "lines": []},
         {"kind": "order", "event_id": "s4", "order_id": "X", "account": "k1", "rep": "r1",
          "status": "returned", "t": t0 + 41 * day, "booked_at": t0, "lines": []},
+        {"kind": "order", "event_id": "s5", "order_id": "Y", "account": "k1", "rep": "r1",
+         "status": "booked", "t": t0 + 20 * day, "booked_at": t0 + 20 * day,
+         "lines": [("sku", 1, 50)]},
+        {"kind": "order", "event_id": "s6", "order_id": "Y", "account": "k1", "rep": "r1",
+         "status": "booked", "t": t0 + 35 * day, "booked_at": t0 + 35 * day,
+         "lines": [("sku", 2, 50)]},                                      # re-booked in February
+        {"kind": "order", "event_id": "s7", "order_id": "Z", "account": "k1", "rep": "r2",
+         "status": "booked", "t": t0 + 31 * day, "booked_at": t0 + 31 * day,
+         "lines": [("sku", 4, 10)]},
+        {"kind": "order", "event_id": "s8", "order_id": "Z", "account": "k1", "rep": "r2",
+         "status": "returned", "t": t0 + 62 * day, "booked_at": t0 + 31 * day, "lines": []},
         {"kind": "visit", "event_id": "v1", "account": "k2", "visited_at": t0 + 10, "dm": False,
          "man": "MAN", "interval_days": 20},
         {"kind": "visit", "event_id": "v2", "account": "k2", "visited_at": t0 + 5, "dm": True,
@@ -565,14 +577,18 @@ def _self_check():
     assert [(a["status"], a["starts_at_ms"], a["at_ms"]) for a in x["alerts"]] == \
         [("firing", t0 + 2, t0 + 2), ("resolved", t0 + 2, t0 + 3)], x["alerts"]
     assert x["firing"] == {}
-    # Booked 200 in January, amended to 300 (difference +100 in January),
-    # cancelled on day 40 (February: -300); the return after it changes nothing.
+    # X: booked 200 in January, amended to 300 (difference +100 in January),
+    # cancelled on day 40 (in February, taken out of January: 0 there, and
+    # February untouched); the return after it changes nothing.
+    # Y: booked 50 on January 21, re-booked at 100 on February 5: -50 in
+    # January, +100 in February. Z: r2 booked 40 on February 1, returned in
+    # March: 0 in February, March untouched.
     jan, feb = "2026-01-01", "2026-02-01"
-    assert x["actuals"] == {("k1", "sku", "r1", jan): (300, 3), ("k1", "sku", "r1", feb): (-300, -3)}, \
-        x["actuals"]
-    assert x["rollup"] == {(n, m): v for n in ("r1", "team", "div")
-                           for m, v in ((jan, 300), (feb, -300))}, x["rollup"]
-    assert x["orders"] == {"X": {"status": "returned", "total": 300}}, x["orders"]
+    assert x["actuals"] == {("k1", "sku", "r1", feb): (100, 2)}, x["actuals"]
+    assert x["rollup"] == {(n, feb): 100 for n in ("r1", "team", "div")}, x["rollup"]
+    assert x["orders"] == {"X": {"status": "returned", "total": 300},
+                           "Y": {"status": "booked", "total": 100},
+                           "Z": {"status": "returned", "total": 40}}, x["orders"]
     assert x["accounts"] == {"k2": {"visits": 2, "last_visit": t0 + 10, "last_dm": t0 + 5,
                                     "man": "MAN", "interval_days": 20}}, x["accounts"]
     # Due 20 days after the latest visit (the late one changes no plan); an
@@ -593,7 +609,7 @@ def _self_check():
     assert stalled(x, t0 + 1 + 45 * day) == set()
     assert stalled(x, t0 + 2 + 45 * day) == {("A", "stage_dwell")}
     assert stalled(x, t0 + 11 + 45 * day) == {("A", "stage_dwell"), ("A", "no_visit")}
-    assert x["applied"] == 10, x["applied"]
+    assert x["applied"] == 14, x["applied"]
 
 
 def _self_check_forecast():

@@ -335,11 +335,12 @@ static void win(run_t *r, const char *opp)
 }
 
 /* An order event of rep `rep` (opp: the opportunity it names, or NULL) with
- * n lines (sku, quantity in thousandths, each at `price`); a cancellation
- * without lines keeps the order's. */
+ * n lines (sku, quantity in thousandths, each at `price`), booked at
+ * booked_ms, taking effect at at_ms; a cancellation without lines keeps the
+ * order's. */
 static void order_event(run_t *r, const char *order, int rep, const char *opp,
                         Ka__V1__OrderStatus status, size_t n, const char *const *skus,
-                        const int64_t *qty, int64_t price)
+                        const int64_t *qty, int64_t price, int64_t booked_ms, int64_t at_ms)
 {
     char id[96], name[96];
     Ka__V1__EventHeader h = KA__V1__EVENT_HEADER__INIT;
@@ -350,7 +351,7 @@ static void order_event(run_t *r, const char *order, int rep, const char *opp,
     snprintf(id, sizeof id, "%s-%d", order, r->seq++);
     snprintf(name, sizeof name, "Forecast Test %s Customer", r->sfx);
     h.event_id = id;
-    h.occurred_at_ms = ka_now_ms() - MINUTE_MS;
+    h.occurred_at_ms = at_ms;
     a.name = name;
     e.header = &h;
     e.order_id = (char *)order;
@@ -359,7 +360,7 @@ static void order_event(run_t *r, const char *order, int rep, const char *opp,
     e.opportunity_id = (char *)opp;
     e.channel = KA__V1__CHANNEL__CHANNEL_DIRECT;
     e.status = status;
-    e.booked_at_ms = h.occurred_at_ms;
+    e.booked_at_ms = booked_ms;
     for (size_t i = 0; i < n; i++) {
         l[i] = (Ka__V1__LineItem)KA__V1__LINE_ITEM__INIT;
         l[i].sku = (char *)skus[i];
@@ -380,9 +381,9 @@ static void order_event(run_t *r, const char *order, int rep, const char *opp,
 static void book(run_t *r, const char *order, int rep, int64_t amount)
 {
     const char *sku = "SKU-0001";
-    const int64_t qty = 1000;
+    const int64_t qty = 1000, at = ka_now_ms() - MINUTE_MS;
     order_event(r, order, rep, NULL, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 1, &sku, &qty,
-                amount);
+                amount, at, at);
 }
 
 /* Checks ------------------------------------------------------------------------------- */
@@ -700,16 +701,19 @@ static void planning_moves_overdue_demand_and_keeps_won_demand_until_delivered(v
     assert_int_equal(planned(&r, "SKU-0002", next, "weighted"), 1000);
 
     /* 4 of w's 10 SKU-0001 booked: 6 still to deliver, and all 5 of SKU-0002 */
-    order_event(&r, o1, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 1, a, four, 100);
+    order_event(&r, o1, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 1, a, four, 100,
+                ka_now_ms() - MINUTE_MS, ka_now_ms() - MINUTE_MS);
     wait_settled(&r, 1); /* the order's won event for w: already closed */
     assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000 + 6000);
     assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 5000);
     /* the rest booked: w is delivered; cancelled, it is due again */
-    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 2, ab, rest, 100);
+    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED, 2, ab, rest, 100,
+                ka_now_ms() - MINUTE_MS, ka_now_ms() - MINUTE_MS);
     wait_settled(&r, 2);
     assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000);
     assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 0);
-    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED, 0, NULL, NULL, 0);
+    order_event(&r, o2, 0, w, KA__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED, 0, NULL, NULL, 0,
+                ka_now_ms() - MINUTE_MS, ka_now_ms() - MINUTE_MS);
     wait_settled(&r, 2);
     assert_int_equal(planned(&r, "SKU-0001", r.month, "committed"), 3000 + 6000);
     assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 5000);
@@ -738,6 +742,119 @@ static void planning_moves_overdue_demand_and_keeps_won_demand_until_delivered(v
     assert_int_equal(planned(&r, "SKU-0001", r.month, "weighted"), 0);
     assert_int_equal(planned(&r, "SKU-0002", r.month, "committed"), 0);
     stop_all(SIGTERM);
+    current_run = NULL;
+}
+
+/* The last forecast event of `key` on the run's forecast topic, or NULL;
+ * *events counts them all. */
+static Ka__V1__ForecastEvent *last_forecast_event(const run_t *r, const char *key, size_t *events)
+{
+    it_msgs_t got = it_consume_all(cfg, r->forecasts, 1000000, 8000);
+    Ka__V1__ForecastEvent *last = NULL;
+    *events = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        if (got.m[i]->key_len != strlen(key) || memcmp(got.m[i]->key, key, strlen(key)) != 0)
+            continue;
+        (*events)++;
+        ka__v1__forecast_event__free_unpacked(last, NULL);
+        last = ka__v1__forecast_event__unpack(NULL, got.m[i]->len, got.m[i]->payload);
+    }
+    it_free_msgs(&got);
+    return last;
+}
+
+static void wait_published(const run_t *r, const char *node)
+{
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM forecast WHERE node_id = $1 "
+                                    "AND revision > emitted_revision", node, 0, 30000),
+                     0);
+    assert_int_equal(it_pg_wait(pg, "SELECT count(*) FROM outbox WHERE topic = $1 "
+                                    "AND published_at IS NULL", r->forecasts, 0, 30000),
+                     0);
+}
+
+/* Closed revenue is what was booked in the period and is still booked: a
+ * cancellation and a return this month take two orders out of last month,
+ * where they were booked (its forecast is published again, at 0), and leave
+ * this month's own booking alone; nothing goes negative. */
+static void a_cancellation_corrects_the_month_it_was_booked_in(void **state)
+{
+    static run_t r;
+    char o[3][64], prev[32], prev_q[32], key[128];
+    int y, m;
+    (void)state;
+    init_run(&r, "x");
+    for (int i = 0; i < 3; i++)
+        snprintf(o[i], sizeof o[i], "ford-%s-%d", r.sfx, i);
+    sscanf(r.month, "%4d-%2d", &y, &m);
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = 1};
+    int64_t month_start = (int64_t)timegm(&tm) * 1000;
+    if (--m == 0) {
+        m = 12;
+        y--;
+    }
+    snprintf(prev, sizeof prev, "%04d-%02d-01", y, m);
+    snprintf(prev_q, sizeof prev_q, "%04d-%02d-01", y, (m - 1) / 3 * 3 + 1);
+    int same_quarter = strcmp(prev_q, r.quarter) == 0;
+    int64_t last_month = month_start - 2 * 86400000LL, now = ka_now_ms();
+
+    const Ka__V1__OrderStatus booked = KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED;
+    const char *sku = "SKU-0001";
+    const int64_t one = 1000;
+    order_event(&r, o[0], 0, NULL, booked, 1, &sku, &one, 100000, last_month, last_month);
+    order_event(&r, o[1], 0, NULL, booked, 1, &sku, &one, 250000, last_month, last_month);
+    order_event(&r, o[2], 0, NULL, booked, 1, &sku, &one, 70000, now - MINUTE_MS,
+                now - MINUTE_MS);
+    spawn_all(&r, 7);
+    wait_settled(&r, 0);
+    expect(r.reps[0], "month", prev, "raw", "350000|0|0|0|0");
+    expect(r.reps[0], "month", r.month, "raw", "70000|0|0|0|0");
+    wait_published(&r, r.reps[0]);
+
+    /* This month: the first is cancelled, the second returned. */
+    order_event(&r, o[0], 0, NULL, KA__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED, 0, NULL, NULL, 0,
+                last_month, now - 30000);
+    order_event(&r, o[1], 0, NULL, KA__V1__ORDER_STATUS__ORDER_STATUS_RETURNED, 0, NULL, NULL, 0,
+                last_month, now - 20000);
+    wait_settled(&r, 0);
+    const char *nodes[] = {r.reps[0], r.teams[0], r.division};
+    for (int i = 0; i < 3; i++) {
+        expect(nodes[i], "month", prev, "raw", "0|0|0|0|0");
+        expect(nodes[i], "month", r.month, "raw", "70000|0|0|0|0");
+        expect(nodes[i], "quarter", prev_q, "raw", same_quarter ? "70000|0|0|0|0" : "0|0|0|0|0");
+        if (!same_quarter)
+            expect(nodes[i], "quarter", r.quarter, "raw", "70000|0|0|0|0");
+        const char *args[] = {nodes[i]};
+        assert_int_equal(q_int("SELECT count(*) FROM actual_rollup WHERE node_id = $1 "
+                               "AND amount_minor < 0", 1, args), 0);
+        assert_int_equal(q_int("SELECT count(*) FROM forecast WHERE node_id = $1 "
+                               "AND (raw_closed_minor < 0 OR adj_closed_minor < 0)", 1, args), 0);
+    }
+    const char *rep[] = {r.reps[0], prev};
+    assert_int_equal(q_int("SELECT count(*) FROM actual WHERE node_id = $1 AND amount_minor < 0",
+                           1, rep), 0);
+    assert_int_equal(q_int("SELECT coalesce(sum(amount_minor), 0) FROM actual "
+                           "WHERE node_id = $1 AND period_month = $2::date", 2, rep), 0);
+    const char *cur[] = {r.reps[0], r.month};
+    assert_int_equal(q_int("SELECT coalesce(sum(amount_minor), 0) FROM actual "
+                           "WHERE node_id = $1 AND period_month = $2::date", 2, cur), 70000);
+
+    /* Last month's forecast went out again, with its corrected closed revenue. */
+    wait_published(&r, r.reps[0]);
+    stop_all(SIGTERM);
+    size_t events = 0;
+    snprintf(key, sizeof key, "%s/%.7s", r.reps[0], prev);
+    Ka__V1__ForecastEvent *last = last_forecast_event(&r, key, &events);
+    assert_non_null(last);
+    assert_true(events >= 2);
+    assert_int_equal(last->raw->closed_minor, 0);
+    assert_int_equal(last->adjusted->closed_minor, 0);
+    ka__v1__forecast_event__free_unpacked(last, NULL);
+    snprintf(key, sizeof key, "%s/%s", r.reps[0], r.month_label);
+    last = last_forecast_event(&r, key, &events);
+    assert_non_null(last);
+    assert_int_equal(last->raw->closed_minor, 70000);
+    ka__v1__forecast_event__free_unpacked(last, NULL);
     current_run = NULL;
 }
 
@@ -774,6 +891,8 @@ int main(int argc, char **argv)
     forecast_worker = argv[3];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(rollup_with_adjustments_owner_change_and_planning,
+                                  kill_leftovers),
+        cmocka_unit_test_teardown(a_cancellation_corrects_the_month_it_was_booked_in,
                                   kill_leftovers),
         cmocka_unit_test_teardown(a_burst_gives_one_event_per_window_and_survives_sigkill,
                                   kill_leftovers),

@@ -8,8 +8,10 @@
  *     opportunity worker running, whether the CRM's won event comes first,
  *     the order comes first, or the order comes before the deal was created;
  *   - tiers on a known revenue distribution split A/B/C/D as the 80/20 rule
- *     says, and a tier A account whose revenue stopped raises churn risk
- *     once, resolved when it buys again;
+ *     says (a first ranking raises nothing), a tier A account whose revenue
+ *     stopped raises churn risk once, resolved when it buys again, and the
+ *     tier change that purchase causes fires once and resolves by itself
+ *     when its time to live has passed;
  *   - channel diversion and price dumping fire once per episode, count in
  *     sales quality and resolve after a quiet period. */
 #include <setjmp.h>
@@ -26,6 +28,7 @@
 #include <cmocka.h>
 
 #include "it_util.h"
+#include "ka/v1/alert.pb-c.h"
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka/v1/order.pb-c.h"
 #include "ka_account_key.h"
@@ -440,6 +443,9 @@ static void check_actuals(const run_t *r)
         if (got != r->actual[i])
             fail_msg("actuals of account %d: got %lld, want %lld", i, got,
                      (long long)r->actual[i]);
+        /* a cancellation corrects the booking's month: no month goes negative */
+        assert_int_equal(q_int("SELECT count(*) FROM actual WHERE account_id = $1 "
+                               "AND (amount_minor < 0 OR quantity < 0)", 1, args), 0);
     }
     /* rolled up: each rep, the team and the division */
     for (int i = 0; i < 2; i++) {
@@ -759,7 +765,7 @@ static void tiers_split_by_the_80_20_rule_and_churn_fires_once(void **state)
     wait_consumed(&r);
     for (int round = 0; round < 100; round++) { /* a first ranking may take a few rounds */
         int ok = 1;
-        for (int i = 0; i < 8 && ok; i++) {
+        for (int i = 0; i < 9 && ok; i++) {
             const char *args[] = {ids[i], want[i]};
             ok = q_int("SELECT count(*) FROM account WHERE id = $1 AND tier = $2", 2, args) == 1;
         }
@@ -772,10 +778,14 @@ static void tiers_split_by_the_80_20_rule_and_churn_fires_once(void **state)
         if (q_int("SELECT count(*) FROM account WHERE id = $1 AND tier = $2", 2, args) != 1)
             fail_msg("account %d is not tier %s", i, want[i]);
     }
-    assert_int_equal(alert_rows("tier_changed", ids[0], "firing"), 1);
-    const char *hist[] = {ids[0]};
-    assert_int_equal(q_int("SELECT count(*) FROM account_tier_history WHERE account_id = $1 "
-                           "AND previous_tier = 'D' AND tier = 'A'", 1, hist), 1);
+    /* A first ranking is no change: kept in the history, no alert. */
+    for (int i = 0; i < 9; i++) {
+        const char *args[] = {ids[i], want[i]};
+        assert_int_equal(q_int("SELECT count(*) FROM account_tier_history WHERE account_id = $1 "
+                               "AND previous_tier IS NULL AND tier = $2", 2, args), 1);
+        assert_int_equal(q_int("SELECT count(*) FROM alert_state WHERE subject_id = $1 "
+                               "AND type = 'tier_changed'", 1, args), 0);
+    }
 
     /* Tier A, bought 4 months ago and nothing since: churn risk, once. */
     wait_alert_rows("churn_risk", ids[0], "firing", 1);
@@ -791,9 +801,53 @@ static void tiers_split_by_the_80_20_rule_and_churn_fires_once(void **state)
     wait_consumed(&r);
     wait_alert_rows("churn_risk", ids[0], "resolved", 1);
     wait_scan(&r, "churn_risk", ka_now_ms() + r.clock_offset_ms + 500);
-    stop(pid, SIGTERM);
     assert_int_equal(alert_rows("churn_risk", ids[0], "firing"), 1);
     assert_int_equal(alert_rows("churn_risk", ids[0], "resolved"), 1);
+
+    /* Its new order (145 units in all now) moves account 5 from B to C: a
+     * point event, firing with its end, the default time to live (7 days)
+     * after its start. */
+    wait_alert_rows("tier_changed", ids[5], "firing", 1);
+    const char *a5[] = {ids[5]};
+    assert_int_equal(q_int("SELECT count(*) FROM account WHERE id = $1 AND tier = 'C'", 1, a5), 1);
+    assert_int_equal(q_int("SELECT count(*) FROM account_tier_history WHERE account_id = $1 "
+                           "AND previous_tier = 'B' AND tier = 'C'", 1, a5), 1);
+    assert_int_equal(q_int("SELECT count(*) FROM alert_history WHERE type = 'tier_changed' "
+                           "AND details->>'account_id' = $1 AND transition = 'firing' "
+                           "AND ends_at = starts_at + interval '7 days'", 1, a5), 1);
+    it_msgs_t got = it_consume_all(cfg, r.alerts, 1000000, 8000);
+    int sent = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        Ka__V1__AlertEvent *a =
+            ka__v1__alert_event__unpack(NULL, got.m[i]->len, got.m[i]->payload);
+        assert_non_null(a);
+        if (a->type == KA__V1__ALERT_TYPE__ALERT_TYPE_TIER_CHANGED &&
+            strcmp(a->subject_id, ids[5]) == 0) {
+            assert_int_equal(a->status, KA__V1__ALERT_STATUS__ALERT_STATUS_FIRING);
+            assert_int_equal(a->ends_at_ms - a->starts_at_ms, 7 * DAY_MS);
+            sent++;
+        }
+        ka__v1__alert_event__free_unpacked(a, NULL);
+    }
+    it_free_msgs(&got);
+    assert_int_equal(sent, 1);
+    assert_int_equal(alert_rows("tier_changed", ids[5], "resolved"), 0);
+    for (int i = 0; i < 9; i++) /* nothing else changed */
+        if (i != 5)
+            assert_int_equal(alert_rows("tier_changed", ids[i], "firing"), 0);
+    stop(pid, SIGTERM);
+
+    /* Eight days on, the time to live has passed: resolved at its end, once. */
+    r.clock_offset_ms += 8 * DAY_MS;
+    pid = spawn_order_worker(&r);
+    wait_alert_rows("tier_changed", ids[5], "resolved", 1);
+    wait_scan(&r, "tiers", ka_now_ms() + r.clock_offset_ms + 500);
+    stop(pid, SIGTERM);
+    assert_int_equal(alert_rows("tier_changed", ids[5], "firing"), 1);
+    assert_int_equal(alert_rows("tier_changed", ids[5], "resolved"), 1);
+    assert_int_equal(q_int("SELECT count(*) FROM alert_state WHERE subject_id = $1 "
+                           "AND type = 'tier_changed' AND status = 'resolved' "
+                           "AND ends_at = starts_at + interval '7 days'", 1, a5), 1);
     free_run(&r);
 }
 
