@@ -24,4 +24,6 @@ int kactl_redrive(const ka_config_t *cfg, int argc, char **argv);
 int kactl_rebuild_cache(const ka_config_t *cfg, int argc, char **argv);
 int kactl_replay(const ka_config_t *cfg, int argc, char **argv);
 int kactl_timeline(const ka_config_t *cfg, int argc, char **argv);
+
+int kactl_alertmanager_config(const ka_config_t *cfg, int argc, char **argv);
 #endif
