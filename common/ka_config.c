@@ -139,6 +139,20 @@ static const key_def_t keys[] = {
     {"KA_LOG_LEVEL", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe level logged", 0},
     {"KA_CE_SOURCE", KEY_STR, NULL, 0, 0, NULL,
      "CloudEvents source of published events (default: urn:ka:<service>)", 0},
+    {"KA_ALERTMANAGER_URLS", KEY_STR, "http://127.0.0.1:59096", 0, 0, NULL,
+     "alert bridge: the Alertmanagers alerts are posted to, comma-separated base URLs (each "
+     "member of a cluster, as Prometheus posts to every one)", 0},
+    {"KA_ALERTMANAGER_TIMEOUT_MS", KEY_INT, "2000", 100, 60000, NULL,
+     "alert bridge: how long one post to an Alertmanager may take", 0},
+    {"KA_ALERT_RESEND_MS", KEY_INT, "60000", 100, 3600000, NULL,
+     "alert bridge: how often the whole firing set is posted again (keep it well under "
+     "Alertmanager's resolve_timeout, 5m by default)", 0},
+    {"KA_ALERT_RESOLVED_RETENTION_MS", KEY_INT, "900000", 0, 86400000, NULL,
+     "alert bridge: how long a resolved alert is still re-sent, so an Alertmanager that missed "
+     "the resolve learns it", 0},
+    {"KA_ALERT_LINK_URL", KEY_STR, "", 0, 0, NULL,
+     "alert bridge: base URL of the web view; each alert links to <base>/<subject kind>/<id>",
+     KF_OPTIONAL},
     {"KA_TOPIC_VISIT", KEY_STR, "ka.visit.v1", 0, 0, NULL, "visit events (input)", 0},
     {"KA_TOPIC_OPPORTUNITY", KEY_STR, "ka.opportunity.v1", 0, 0, NULL,
      "opportunity events (input)", 0},

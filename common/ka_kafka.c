@@ -249,8 +249,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     free(parts);
 }
 
-ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics, size_t ntopics,
-                               const ka_consumer_hooks_t *hooks, char *errstr, size_t errlen)
+static ka_consumer_t *consumer_new(const ka_config_t *cfg, const char *const *topics,
+                                   size_t ntopics, const ka_consumer_hooks_t *hooks,
+                                   int kafka_offsets, char *errstr, size_t errlen)
 {
     ka_consumer_t *kc = ka_calloc(1, sizeof *kc);
     rd_kafka_conf_t *conf = base_conf(cfg, errstr, errlen);
@@ -261,12 +262,15 @@ ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics
         goto fail;
     if (hooks)
         kc->hooks = *hooks;
-    /* Offsets live in PostgreSQL, written with the state they belong to. */
+    /* Offsets live in PostgreSQL, written with the state they belong to
+     * (or, for kafka_offsets, in Kafka, committed by the owner). */
     if (conf_set(conf, "group.id", ka_config_str(cfg, "KA_CONSUMER_GROUP"), errstr, errlen) ||
         conf_set(conf, "enable.auto.commit", "false", errstr, errlen) ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
         conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errlen) ||
-        conf_set(conf, "auto.offset.reset", "error", errstr, errlen) ||
+        conf_set(conf, "auto.offset.reset",
+                 kafka_offsets ? ka_config_str(cfg, "KA_START_OFFSET") : "error", errstr,
+                 errlen) ||
         conf_set(conf, "isolation.level", "read_committed", errstr, errlen) ||
         conf_set(conf, "session.timeout.ms", "10000", errstr, errlen) ||
         conf_set(conf, "heartbeat.interval.ms", "1000", errstr, errlen) ||
@@ -302,6 +306,37 @@ fail:
         rd_kafka_destroy(kc->rk);
     free(kc);
     return NULL;
+}
+
+ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics, size_t ntopics,
+                               const ka_consumer_hooks_t *hooks, char *errstr, size_t errlen)
+{
+    return consumer_new(cfg, topics, ntopics, hooks, 0, errstr, errlen);
+}
+
+ka_consumer_t *ka_consumer_new_kafka_offsets(const ka_config_t *cfg, const char *const *topics,
+                                             size_t ntopics, const ka_consumer_hooks_t *hooks,
+                                             char *errstr, size_t errlen)
+{
+    return consumer_new(cfg, topics, ntopics, hooks, 1, errstr, errlen);
+}
+
+ka_err_t ka_consumer_commit(ka_consumer_t *kc, const ka_partition_t *parts, size_t n,
+                            char *errstr, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, parts[i].topic, parts[i].partition)->offset =
+            parts[i].offset;
+    rd_kafka_resp_err_t err = rd_kafka_commit(kc->rk, list, 0);
+    for (int i = 0; !err && i < list->cnt; i++)
+        err = list->elems[i].err;
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        snprintf(errstr, errlen, "offset commit failed: %s", rd_kafka_err2str(err));
+        return KA_ERR;
+    }
+    return KA_OK;
 }
 
 ka_err_t ka_consumer_poll(ka_consumer_t *kc, int timeout_ms, ka_msg_t **out, char *errstr,

@@ -56,6 +56,21 @@ typedef struct ka_consumer ka_consumer_t;
 ka_consumer_t *ka_consumer_new(const ka_config_t *cfg, const char *const *topics, size_t ntopics,
                                const ka_consumer_hooks_t *hooks, char *errstr, size_t errlen);
 
+/* The same, for a consumer whose effect lies outside PostgreSQL (the alert
+ * bridge posts to Alertmanager): its group's offsets are kept in Kafka.
+ * Reading starts at the committed offset, or at KA_START_OFFSET where the
+ * group committed none; on_assign may still move it. Nothing is committed
+ * but what ka_consumer_commit() is given. */
+ka_consumer_t *ka_consumer_new_kafka_offsets(const ka_config_t *cfg, const char *const *topics,
+                                             size_t ntopics, const ka_consumer_hooks_t *hooks,
+                                             char *errstr, size_t errlen);
+
+/* Commits `offset` (the next offset to read) of each partition to the
+ * group, synchronously. Returns KA_OK, or KA_ERR with errstr filled (e.g. a
+ * partition this member no longer owns): the events are then read again. */
+ka_err_t ka_consumer_commit(ka_consumer_t *kc, const ka_partition_t *parts, size_t n,
+                            char *errstr, size_t errlen);
+
 /* Waits up to timeout_ms for one message. Returns KA_OK with *out set (free it
  * with ka_msg_free) or NULL on time-out or a transient error (reported to
  * on_error); KA_ERR when the consumer cannot go on (errstr filled). */

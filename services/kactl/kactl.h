@@ -27,4 +27,6 @@ int kactl_timeline(const ka_config_t *cfg, int argc, char **argv);
 int kactl_assessments(const ka_config_t *cfg, int argc, char **argv);
 int kactl_accuracy(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baselines(const ka_config_t *cfg, int argc, char **argv);
+
+int kactl_alertmanager_config(const ka_config_t *cfg, int argc, char **argv);
 #endif

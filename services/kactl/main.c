@@ -38,6 +38,8 @@ static const struct command {
     {"rebuild-cache", kactl_rebuild_cache, "have every worker rebuild its Redis cache"},
     {"replay", kactl_replay, "move a consumer group's stored offsets back to read a range again"},
     {"timeline", kactl_timeline, "an account's visits, opportunity and order events, alerts"},
+    {"alertmanager-config", kactl_alertmanager_config,
+     "write alertmanager.yml: each alert routed to its manager from the org tree"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

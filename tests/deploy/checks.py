@@ -522,6 +522,7 @@ RUNTIME_OF = {
     "libjansson-dev": "libjansson4",
     "libmicrohttpd-dev": "libmicrohttpd12",
     "libcsv-dev": "libcsv3",
+    "libcurl4-openssl-dev": "libcurl4",
     "libcmocka-dev": None,
 }
 BUILD_TOOLS = ["build-essential", "cmake", "pkg-config", "protobuf-c-compiler"]
