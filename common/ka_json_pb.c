@@ -238,6 +238,10 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
 {
     for (unsigned i = 0; i < d->n_fields; i++) {
         const char *name = d->fields[i].name;
+        /* both names start with the same character unless the proto name
+         * starts with '_' */
+        if (keylen == 0 || (name[0] != key[0] && name[0] != '_'))
+            continue;
         if ((strncmp(name, key, keylen) == 0 && name[keylen] == '\0') ||
             camel_eq(name, key, keylen, 0))
             return &d->fields[i];
