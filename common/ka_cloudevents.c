@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ka_cloudevents.h"
+#include "ka_rfc3339.h"
 
 static ka_err_t ce_fail(ka_json_reject_t *err, const char *reason, const char *path,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -117,10 +117,5 @@ ka_err_t ka_json_pb_parse(const ProtobufCMessageDescriptor *desc, const void *bu
  * then truncated and terminated). */
 size_t ka_json_name(const char *field_name, char *out, size_t outlen);
 
-/* RFC 3339 ("2026-11-18T09:30:00.125+08:00", 'T'/'t'/' ' between date and
- * time, 'Z'/'z' or an offset, 0 to 9 fraction digits, years 0001-9999, no
- * leap second) as seconds and nanoseconds since the epoch, UTC. Returns 0,
- * or -1 when s[0..len) is not such a time. */
-int ka_rfc3339_parse(const char *s, size_t len, int64_t *seconds, int32_t *nanos);
 
 #endif

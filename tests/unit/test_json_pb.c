@@ -16,6 +16,7 @@
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka/v1/order.pb-c.h"
 #include "ka_json_pb.h"
+#include "ka_rfc3339.h"
 #include "ka_wire.h"
 #include "kat/v1/legacy.pb-c.h"
 #include "kat/v1/mapping.pb-c.h"
