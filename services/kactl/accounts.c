@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_conflicts.h"
 #include "ka_pg.h"
 #include "kactl.h"
 #include "ui.h"
@@ -108,15 +109,25 @@ static int read_split(void *ud, const ka_pgres_t *res)
 static void accounts_usage(FILE *out)
 {
     fprintf(out,
-            "usage: kactl accounts [NODE] [--tier A|B|C|D] [--limit N]\n\n"
+            "usage: kactl accounts [NODE] [--tier A|B|C|D] [--limit N]\n"
+            "       kactl accounts [NODE] --conflicts [--limit N]\n\n"
             "Lists the accounts owned by the reps under an org node (rolled up over its\n"
             "subtree; without NODE the whole company), the biggest first: tier, trailing-\n"
             "12-month booked revenue (this month and the eleven before, UTC; whole units of\n"
             "the currency), MAN class, last visit (UTC), open deals (count, amount), the\n"
             "owner rep, and the alerts firing on the account or its deals. Then the tier\n"
             "split under the node.\n\n"
-            "  --tier T    only tier T accounts (A, B, C or D)\n"
-            "  --limit N   at most N accounts (default 50)\n\n"
+            "  --tier T     only tier T accounts (A, B, C or D)\n"
+            "  --limit N    at most N accounts (default 50)\n"
+            "  --conflicts  instead, the company names split over accounts with different\n"
+            "               credit codes (or a code and none), the newest first: the\n"
+            "               name's account (keyed by the name, else the first) and the one\n"
+            "               kept apart, each with its code, owner and name as first given,\n"
+            "               and when (and by which event) the conflict was first seen;\n"
+            "               with NODE, those where either owner is under it\n\n"
+            "One customer, one account: a credit code that arrives for a company first\n"
+            "known by name attaches to that account; a code for a name whose account\n"
+            "already holds another code gets an account of its own (a conflict).\n\n"
             "Tiers (the 80/20 rule, recomputed by the order worker): A the smallest set of\n"
             "top accounts covering 80%% of revenue, B the next 15%%, C the rest with\n"
             "revenue, D none (prospects). Tier A and B accounts are watched for churn.\n"
@@ -127,7 +138,7 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
 {
     char err[KA_ERRSTR_SIZE], limit[16] = "50", tier[2] = "";
     const char *node = NULL;
-    int rc = 1;
+    int rc = 1, conflicts = 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -150,6 +161,8 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
             if (parse_limit("accounts", argc, argv, i, limit, sizeof limit))
                 return 2;
             i++;
+        } else if (strcmp(argv[i], "--conflicts") == 0) {
+            conflicts = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "kactl accounts: unknown option \"%s\" (see kactl accounts --help)\n",
                     argv[i]);
@@ -161,6 +174,11 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
         } else {
             node = argv[i];
         }
+    }
+    if (conflicts && tier[0]) {
+        fprintf(stderr, "kactl accounts: --conflicts lists accounts of every tier; drop --tier "
+                        "(see kactl accounts --help)\n");
+        return 2;
     }
 
     ka_pg_t *pg = ka_pg_connect(ka_config_str(cfg, "KA_PG_DSN"), err, sizeof err);
@@ -175,6 +193,10 @@ int kactl_accounts(const ka_config_t *cfg, int argc, char **argv)
             ka_pg_free(pg);
             return found;
         }
+    }
+    if (conflicts) {
+        rc = kactl_account_conflicts(pg, node, limit, err, sizeof err);
+        goto fail;
     }
 
     if (node && strcmp(nd.kind, "rep") == 0)

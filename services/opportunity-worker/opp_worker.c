@@ -1,9 +1,10 @@
 /* The opportunity worker's batch logic. One batch costs three round trips:
  * the runtime's BEGIN + event-id dedupe; one pipeline here that reads the
  * batch's opportunities (locked), the reference data when stale, the owner
- * hierarchy and upserts the accounts new opportunities name; and one that
- * writes everything and commits (queued here, run by the runtime). The
- * events themselves are applied in memory, in order. */
+ * hierarchy and resolves (creates) the accounts new opportunities name
+ * (ka_accounts.c); and one that writes everything and commits (queued here,
+ * run by the runtime). The events themselves are applied in memory, in
+ * order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka/v1/alert.pb-c.h"
 #include "ka_account_key.h"
+#include "ka_accounts.h"
 #include "ka_alert.h"
 #include "ka_buf.h"
 #include "ka_ids.h"
@@ -109,10 +111,7 @@ struct opp_ctx {
     size_t ndeltas, capdeltas;
     manager_pair_t *managers;
     size_t nmanagers;
-    char **known_accounts; /* account ids given by events that exist */
-    size_t nknown;
-    char **account_keys, **account_ids; /* canonical key -> id after upsert */
-    size_t naccounts;
+    ka_accounts_t accounts; /* the accounts new opportunities name */
     /* booked orders naming opportunities this batch creates: order came first */
     char **booked_opps, **booked_orders;
     int64_t *booked_ms;
@@ -247,9 +246,7 @@ static void reset_batch(opp_ctx_t *ctx)
     free(ctx->managers);
     ctx->managers = NULL;
     ctx->nmanagers = 0;
-    free_strv(ctx->known_accounts, ctx->nknown);
-    ctx->known_accounts = NULL;
-    ctx->nknown = 0;
+    ka_accounts_free(&ctx->accounts);
     for (size_t i = 0; i < ctx->nhealth; i++) {
         free(ctx->health[i].node);
         free(ctx->health[i].def);
@@ -261,10 +258,6 @@ static void reset_batch(opp_ctx_t *ctx)
     ctx->nhealth = 0;
     ctx->batch_at_ms = 0;
     ctx->ncauses = 0;
-    free_strv(ctx->account_keys, ctx->naccounts);
-    free_strv(ctx->account_ids, ctx->naccounts);
-    ctx->account_keys = ctx->account_ids = NULL;
-    ctx->naccounts = 0;
     free_strv(ctx->booked_opps, ctx->nbooked);
     free_strv(ctx->booked_orders, ctx->nbooked);
     free(ctx->booked_ms);
@@ -383,29 +376,6 @@ static int read_managers(void *ud, const ka_pgres_t *res)
     return 0;
 }
 
-static int read_known_accounts(void *ud, const ka_pgres_t *res)
-{
-    opp_ctx_t *ctx = ud;
-    ctx->nknown = (size_t)ka_pgres_rows(res);
-    ctx->known_accounts = ka_calloc(ctx->nknown + 1, sizeof *ctx->known_accounts);
-    for (int i = 0; i < ka_pgres_rows(res); i++)
-        ctx->known_accounts[i] = ka_strdup(val(res, i, 0));
-    return 0;
-}
-
-static int read_accounts(void *ud, const ka_pgres_t *res)
-{
-    opp_ctx_t *ctx = ud;
-    ctx->naccounts = (size_t)ka_pgres_rows(res);
-    ctx->account_keys = ka_calloc(ctx->naccounts + 1, sizeof(char *));
-    ctx->account_ids = ka_calloc(ctx->naccounts + 1, sizeof(char *));
-    for (int i = 0; i < ka_pgres_rows(res); i++) {
-        ctx->account_keys[i] = ka_strdup(val(res, i, 0));
-        ctx->account_ids[i] = ka_strdup(val(res, i, 1));
-    }
-    return 0;
-}
-
 static int read_funnel(void *ud, const ka_pgres_t *res)
 {
     opp_ctx_t *ctx = ud;
@@ -465,22 +435,6 @@ static int read_booked(void *ud, const ka_pgres_t *res)
         ctx->booked_ms[i] = ka_pgres_int(res, i, 2, 0);
     }
     return 0;
-}
-
-static int is_known_account(const opp_ctx_t *ctx, const char *id)
-{
-    for (size_t i = 0; i < ctx->nknown; i++)
-        if (strcmp(ctx->known_accounts[i], id) == 0)
-            return 1;
-    return 0;
-}
-
-static const char *account_for_key(const opp_ctx_t *ctx, const char *key)
-{
-    for (size_t i = 0; i < ctx->naccounts; i++)
-        if (strcmp(ctx->account_keys[i], key) == 0)
-            return ctx->account_ids[i];
-    return NULL;
 }
 
 /* Only a manager of one of the owner's ancestor nodes may change the owner
@@ -693,19 +647,11 @@ static const char *apply_one(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *ev, stage_
         Ka__V1__OpportunityCreated *c = e->created;
         if (o->exists)
             return "already_exists";
-        char key[KA_ACCOUNT_KEY_MAX];
-        const char *account = NULL;
-        ka_reject_t rej;
-        if (c->account->account_id && *c->account->account_id) {
-            if (!is_known_account(ctx, c->account->account_id)) {
-                ka_tx_reject(tx, ev, KA_REASON_ACCOUNT, "created.account.account_id \"%s\" is "
-                             "not a known account", c->account->account_id);
-                return NULL;
-            }
-            account = c->account->account_id;
-        } else if (ka_account_key(c->account->unified_social_credit_code, c->account->name, key,
-                                  sizeof key, &rej) == KA_OK) {
-            account = account_for_key(ctx, key);
+        const char *account = ka_accounts_id(&ctx->accounts, c->account);
+        if (!account && c->account->account_id && *c->account->account_id) {
+            ka_tx_reject(tx, ev, KA_REASON_ACCOUNT, "created.account.account_id \"%s\" is "
+                         "not a known account", c->account->account_id);
+            return NULL;
         }
         if (!account) {
             ka_tx_reject(tx, ev, KA_REASON_ACCOUNT, "the account of the opportunity could not "
@@ -901,21 +847,13 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
                             char *errstr, size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    ka_buf_t ids = KA_BUF_INIT, owners = KA_BUF_INIT, given = KA_BUF_INIT;
-    ka_buf_t keys = KA_BUF_INIT, acct_ids = KA_BUF_INIT, codes = KA_BUF_INIT, names = KA_BUF_INIT,
-             reps = KA_BUF_INIT, evids = KA_BUF_INIT;
-    int any_owner_change = 0, any_given = 0, any_new = 0, any_created = 0;
+    ka_buf_t ids = KA_BUF_INIT, owners = KA_BUF_INIT;
+    int any_owner_change = 0, any_created = 0;
     ka_err_t rc = KA_OK;
 
     ka_buf_array_begin(&ids);
     ka_buf_array_begin(&owners);
-    ka_buf_array_begin(&given);
-    ka_buf_array_begin(&keys);
-    ka_buf_array_begin(&acct_ids);
-    ka_buf_array_begin(&codes);
-    ka_buf_array_begin(&names);
-    ka_buf_array_begin(&reps);
-    ka_buf_array_begin(&evids);
+    ka_accounts_begin(&ctx->accounts);
     for (size_t i = 0; i < n; i++) {
         Ka__V1__OpportunityEvent *e = events[i]->decoded;
         if (!find_opp(ctx, e->opportunity_id)) {
@@ -931,36 +869,14 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
             ka_buf_array_add(&owners, e->owner_changed->new_owner_rep_id);
         }
         if (e->kind_case == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED) {
-            const Ka__V1__AccountRef *a = e->created->account;
             any_created = 1;
-            char key[KA_ACCOUNT_KEY_MAX], id[KA_ACCOUNT_ID_LEN];
-            ka_reject_t rej;
             ka_buf_array_add(&owners, e->created->owner_rep_id);
-            if (a->account_id && *a->account_id) {
-                any_given = 1;
-                ka_buf_array_add(&given, a->account_id);
-            } else if (ka_account_key(a->unified_social_credit_code, a->name, key, sizeof key,
-                                      &rej) == KA_OK) {
-                any_new = 1;
-                ka_account_id(key, id);
-                ka_buf_array_add(&keys, key);
-                ka_buf_array_add(&acct_ids, id);
-                ka_buf_array_add(&codes, strncmp(key, "uscc:", 5) == 0 ? key + 5 : NULL);
-                ka_buf_array_add(&names, a->name && *a->name ? a->name : key);
-                ka_buf_array_add(&reps, e->created->owner_rep_id);
-                ka_buf_array_add(&evids, events[i]->event_id);
-            }
+            ka_accounts_add(&ctx->accounts, e->created->account, e->created->owner_rep_id,
+                            events[i]->event_id);
         }
     }
     ka_buf_array_end(&ids);
     ka_buf_array_end(&owners);
-    ka_buf_array_end(&given);
-    ka_buf_array_end(&keys);
-    ka_buf_array_end(&acct_ids);
-    ka_buf_array_end(&codes);
-    ka_buf_array_end(&names);
-    ka_buf_array_end(&reps);
-    ka_buf_array_end(&evids);
 
     if (ctx->reference_loaded_ms == 0 || mono_ms() - ctx->reference_loaded_ms > REFERENCE_MAX_AGE_MS) {
         if ((rc = ka_pg_pipe_push(pg, "opp_stages", 0, NULL, read_stages, ctx, errstr, errlen)) ||
@@ -981,33 +897,15 @@ static ka_err_t queue_reads(opp_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *even
     if ((rc = ka_pg_pipe_push(pg, "opp_unauthorized_firing", 1, &p1, read_unauthorized, ctx,
                               errstr, errlen)))
         goto out;
-    if (any_given) {
-        ka_pg_param_t p = {ka_buf_str(&given), 0, 0};
-        if ((rc = ka_pg_pipe_push(pg, "opp_known_accounts", 1, &p, read_known_accounts, ctx,
-                                  errstr, errlen)))
-            goto out;
-    }
     if (any_created &&
         (rc = ka_pg_pipe_push(pg, "opp_booked_orders", 1, &p1, read_booked, ctx, errstr, errlen)))
         goto out;
-    if (any_new) {
-        ka_pg_param_t p[6] = {{ka_buf_str(&acct_ids), 0, 0}, {ka_buf_str(&keys), 0, 0},
-                              {ka_buf_str(&codes), 0, 0},    {ka_buf_str(&names), 0, 0},
-                              {ka_buf_str(&reps), 0, 0},     {ka_buf_str(&evids), 0, 0}};
-        if ((rc = ka_pg_pipe_push(pg, "opp_accounts", 6, p, read_accounts, ctx, errstr, errlen)))
-            goto out;
-    }
+    if ((rc = ka_accounts_queue(&ctx->accounts, pg, errstr, errlen)))
+        goto out;
     rc = ka_tx_flush(tx, errstr, errlen);
 out:
     ka_buf_free(&ids);
     ka_buf_free(&owners);
-    ka_buf_free(&given);
-    ka_buf_free(&keys);
-    ka_buf_free(&acct_ids);
-    ka_buf_free(&codes);
-    ka_buf_free(&names);
-    ka_buf_free(&reps);
-    ka_buf_free(&evids);
     return rc;
 }
 
@@ -1476,21 +1374,12 @@ static const char *statements[][2] = {
      "SELECT subject_id, (extract(epoch FROM starts_at) * 1000)::bigint FROM alert_state "
      "WHERE type = 'unauthorized_owner_change' AND status = 'firing' "
      "AND subject_id = ANY($1::text[])"},
-    {"opp_known_accounts", "SELECT id FROM account WHERE id = ANY($1::text[])"},
     /* The first booked order of each opportunity (an order may come first). */
     {"opp_booked_orders",
      "SELECT DISTINCT ON (opportunity_id) opportunity_id, id, "
      "(extract(epoch FROM booked_at) * 1000)::bigint FROM sales_order "
      "WHERE opportunity_id = ANY($1::text[]) AND status = 'booked' "
      "ORDER BY opportunity_id, booked_at, id"},
-    /* DO UPDATE (a no-op write) so RETURNING also gives accounts that exist. */
-    {"opp_accounts",
-     "INSERT INTO account (id, canonical_key, credit_code, display_name, owner_rep_id, "
-     "created_event_id) SELECT DISTINCT ON (a.key) a.id, a.key, a.code, a.name, a.rep, a.ev "
-     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-     "AS a(id, key, code, name, rep, ev) ORDER BY a.key "
-     "ON CONFLICT (canonical_key) DO UPDATE SET canonical_key = EXCLUDED.canonical_key "
-     "RETURNING canonical_key, id"},
     {"opp_upsert",
      "INSERT INTO opportunity (id, account_id, owner_rep_id, business_unit_id, definition_id, "
      "stage_code, amount_minor, win_probability_bp, expected_close_date, sales_mode, competitors, "
@@ -1620,7 +1509,8 @@ static ka_err_t opp_prepare(void *ud, ka_pg_t *pg, char *errstr, size_t errlen)
     (void)ud;
     if (ka_alert_prepare(pg, errstr, errlen) != KA_OK ||
         opp_stalled_prepare(pg, errstr, errlen) != KA_OK ||
-        opp_reorg_prepare(pg, errstr, errlen) != KA_OK)
+        opp_reorg_prepare(pg, errstr, errlen) != KA_OK ||
+        ka_accounts_prepare(pg, errstr, errlen) != KA_OK)
         return KA_ERR;
     return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
                              errlen);

@@ -189,7 +189,7 @@ static ka_err_t queue_reads(visit_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *ev
                             char *errstr, size_t errlen)
 {
     ka_pg_t *pg = ka_tx_pg(tx);
-    ka_pg_param_t p[2];
+    ka_pg_param_t p[3];
     int any_dm = 0;
     ka_err_t rc;
 
@@ -205,10 +205,10 @@ static ka_err_t queue_reads(visit_ctx_t *ctx, ka_tx_t *tx, ka_event_t *const *ev
     if ((rc = ka_accounts_queue(&ctx->accounts, pg, errstr, errlen)) != KA_OK)
         return rc;
     ka_accounts_params(&ctx->accounts, p);
-    if ((rc = ka_pg_pipe_push(pg, "visit_load", 2, p, read_accounts, ctx, errstr, errlen)))
+    if ((rc = ka_pg_pipe_push(pg, "visit_load", 3, p, read_accounts, ctx, errstr, errlen)))
         return rc;
     if (any_dm &&
-        (rc = ka_pg_pipe_push(pg, "visit_dm_firing", 2, p, read_dm_alerts, ctx, errstr, errlen)))
+        (rc = ka_pg_pipe_push(pg, "visit_dm_firing", 3, p, read_dm_alerts, ctx, errstr, errlen)))
         return rc;
     return ka_tx_flush(tx, errstr, errlen);
 }
@@ -624,14 +624,13 @@ static const char *statements[][2] = {
      "FROM account a LEFT JOIN follow_up f ON f.account_id = a.id "
      "LEFT JOIN alert_state al ON al.subject_kind = 'account' AND al.subject_id = a.id "
      "AND al.type = 'visit_overdue' AND al.status = 'firing' "
-     "WHERE a.id = ANY($1::text[]) OR a.canonical_key = ANY($2::text[]) "
-     "ORDER BY a.id FOR UPDATE OF a"},
+     "WHERE " KA_ACCOUNTS_MATCH("a") " ORDER BY a.id FOR UPDATE OF a"},
     {"visit_dm_firing",
      "SELECT al.subject_id, al.details->>'account_id', al.details->>'owner_rep_id', "
      "al.details->>'stage_code', " MS("al.starts_at") " FROM alert_state al "
      "WHERE al.type = 'decision_maker_gap' AND al.status = 'firing' "
-     "AND al.details->>'account_id' IN (SELECT id FROM account "
-     "WHERE id = ANY($1::text[]) OR canonical_key = ANY($2::text[]))"},
+     "AND al.details->>'account_id' IN (SELECT a.id FROM account a "
+     "WHERE " KA_ACCOUNTS_MATCH("a") ")"},
     {"visit_insert",
      "INSERT INTO visit (id, event_id, account_id, rep_id, visited_at, objective, opportunity_id, "
      "satisfaction, man_money, man_authority, man_need, follow_up_action, "

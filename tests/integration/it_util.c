@@ -1,4 +1,6 @@
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -7,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -342,4 +346,61 @@ void it_kill_all(pid_t *pids, size_t n)
             waitpid(pids[i], NULL, 0);
             pids[i] = 0;
         }
+}
+
+it_reply_t it_http_get(int port, const char *path)
+{
+    it_reply_t r = {0, NULL};
+    char req[256], buf[8192];
+    char *all = NULL;
+    size_t len = 0, cap = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return r;
+    }
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        if (len + (size_t)got + 1 > cap) {
+            cap = (len + (size_t)got + 1) * 2;
+            all = realloc(all, cap);
+        }
+        memcpy(all + len, buf, (size_t)got);
+        len += (size_t)got;
+        all[len] = '\0';
+    }
+    close(fd);
+    if (!all)
+        return r;
+    char *split = strstr(all, "\r\n\r\n");
+    if (split && sscanf(all, "HTTP/1.%*d %d", &r.status) == 1)
+        r.body = strdup(split + 4);
+    else
+        r.status = 0;
+    free(all);
+    return r;
+}
+
+int it_free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }

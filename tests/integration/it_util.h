@@ -94,4 +94,18 @@ pid_t it_spawn(const char *path, const char *const *settings);
  * clean drain). */
 void it_stop(pid_t pid, int sig);
 
+/* A reply of the operations endpoint: status 0 when nothing answered; body
+ * malloc'd (free it), NULL without one. */
+typedef struct it_reply {
+    int status;
+    char *body;
+} it_reply_t;
+
+/* A blocking HTTP/1.0 GET to 127.0.0.1:port (the server closes after its
+ * answer). */
+it_reply_t it_http_get(int port, const char *path);
+
+/* A port nothing listens on right now. */
+int it_free_port(void);
+
 #endif

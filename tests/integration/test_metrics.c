@@ -47,84 +47,19 @@ static fixture_t fx;
 
 /* HTTP ------------------------------------------------------------------------ */
 
-typedef struct reply {
-    int status; /* 0: could not connect */
-    char *body;
-} reply_t;
-
-/* A blocking HTTP/1.0 GET to 127.0.0.1:port (the server closes after its
- * answer). */
-static reply_t http_get(int port, const char *path)
-{
-    reply_t r = {0, NULL};
-    char req[256], buf[8192];
-    char *all = NULL;
-    size_t len = 0, cap = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return r;
-    }
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    ssize_t got;
-    while ((got = read(fd, buf, sizeof buf)) > 0) {
-        if (len + (size_t)got + 1 > cap) {
-            cap = (len + (size_t)got + 1) * 2;
-            all = realloc(all, cap);
-        }
-        memcpy(all + len, buf, (size_t)got);
-        len += (size_t)got;
-        all[len] = '\0';
-    }
-    close(fd);
-    if (!all)
-        return r;
-    char *split = strstr(all, "\r\n\r\n");
-    if (split && sscanf(all, "HTTP/1.%*d %d", &r.status) == 1)
-        r.body = strdup(split + 4);
-    else
-        r.status = 0;
-    free(all);
-    return r;
-}
-
 /* Polls `path` until it answers `want` (or timeout_ms); returns the last
  * reply (body may be NULL). */
-static reply_t http_wait(int port, const char *path, int want, int timeout_ms)
+static it_reply_t http_wait(int port, const char *path, int want, int timeout_ms)
 {
-    reply_t r = {0, NULL};
+    it_reply_t r = {0, NULL};
     for (int waited = 0; waited <= timeout_ms; waited += 100) {
         free(r.body);
-        r = http_get(port, path);
+        r = it_http_get(port, path);
         if (r.status == want)
             break;
         usleep(100 * 1000);
     }
     return r;
-}
-
-/* A port nothing listens on right now. */
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* The text format -------------------------------------------------------------- */
@@ -310,10 +245,10 @@ static void metrics_count_what_was_sent_applied_and_dead_lettered(void **state)
 {
     char series[512], id[64], acct[64];
     (void)state;
-    fx.port = free_port();
+    fx.port = it_free_port();
     fx.worker = spawn_probe(fx.in_topic, fx.group, fx.port);
 
-    reply_t r = http_wait(fx.port, "/healthz", 200, 30000);
+    it_reply_t r = http_wait(fx.port, "/healthz", 200, 30000);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "ok\n");
     free(r.body);
@@ -344,7 +279,7 @@ static void metrics_count_what_was_sent_applied_and_dead_lettered(void **state)
     char *text = NULL;
     for (int tries = 0; tries < 100; tries++) {
         free(text);
-        r = http_get(fx.port, "/metrics");
+        r = it_http_get(fx.port, "/metrics");
         assert_int_equal(r.status, 200);
         text = r.body;
         if (sample(text, "ka_events_consumed_total") == fx.produced &&
@@ -390,7 +325,7 @@ static void metrics_count_what_was_sent_applied_and_dead_lettered(void **state)
     /* Lag from the high watermarks falls to 0 on every partition. */
     int zero = 0;
     for (int tries = 0; tries < 100 && zero < PARTITIONS; tries++) {
-        r = http_get(fx.port, "/metrics");
+        r = it_http_get(fx.port, "/metrics");
         zero = 0;
         for (int p = 0; p < PARTITIONS; p++) {
             snprintf(series, sizeof series,
@@ -403,13 +338,13 @@ static void metrics_count_what_was_sent_applied_and_dead_lettered(void **state)
     }
     assert_int_equal(zero, PARTITIONS);
 
-    r = http_get(fx.port, "/readyz");
+    r = it_http_get(fx.port, "/readyz");
     assert_int_equal(r.status, 200);
     free(r.body);
-    r = http_get(fx.port, "/healthz");
+    r = it_http_get(fx.port, "/healthz");
     assert_int_equal(r.status, 200);
     free(r.body);
-    r = http_get(fx.port, "/nothing-here");
+    r = it_http_get(fx.port, "/nothing-here");
     assert_int_equal(r.status, 404);
     free(r.body);
 
@@ -420,7 +355,7 @@ static void metrics_count_what_was_sent_applied_and_dead_lettered(void **state)
     assert_int_equal(code, 0);
     assert_true(took < DRAIN_BOUND_MS);
     /* The endpoint went with the process. */
-    r = http_get(fx.port, "/healthz");
+    r = it_http_get(fx.port, "/healthz");
     assert_int_equal(r.status, 0);
 }
 
@@ -431,15 +366,15 @@ static void readyz_is_503_with_a_reason_without_partitions(void **state)
     /* Subscribed to a topic that does not exist: connected, but nothing to own. */
     snprintf(topic, sizeof topic, "it.metrics.absent.%s", it_suffix());
     snprintf(group, sizeof group, "it-metrics-absent-%s", it_suffix());
-    fx.port = free_port();
+    fx.port = it_free_port();
     fx.worker = spawn_probe(topic, group, fx.port);
-    reply_t r = http_wait(fx.port, "/healthz", 200, 30000);
+    it_reply_t r = http_wait(fx.port, "/healthz", 200, 30000);
     assert_int_equal(r.status, 200);
     free(r.body);
     /* Give the consumer time to connect and find nothing to own. */
     int saw_partition_reason = 0;
     for (int tries = 0; tries < 100 && !saw_partition_reason; tries++) {
-        r = http_get(fx.port, "/readyz");
+        r = it_http_get(fx.port, "/readyz");
         assert_int_equal(r.status, 503);
         assert_non_null(r.body);
         saw_partition_reason = strstr(r.body, "no partition assigned") != NULL &&
@@ -449,7 +384,7 @@ static void readyz_is_503_with_a_reason_without_partitions(void **state)
             usleep(100 * 1000);
     }
     assert_true(saw_partition_reason);
-    r = http_get(fx.port, "/metrics");
+    r = it_http_get(fx.port, "/metrics");
     assert_int_equal(r.status, 200);
     assert_true(sample(r.body, "ka_ready") == 0);
     assert_true(sample(r.body, "ka_assigned_partitions") == 0);
@@ -471,9 +406,9 @@ static void a_drain_stuck_in_a_commit_is_cut_at_the_bound(void **state)
     if (ka_kafka_create_topic(ka_config_str(fx.cfg, "KA_KAFKA_BROKERS"), topic, 1, err,
                               sizeof err) != KA_OK)
         fail_msg("%s", err);
-    fx.port = free_port();
+    fx.port = it_free_port();
     fx.worker = spawn_probe(topic, group, fx.port);
-    reply_t r = http_wait(fx.port, "/readyz", 200, 60000);
+    it_reply_t r = http_wait(fx.port, "/readyz", 200, 60000);
     assert_int_equal(r.status, 200);
     free(r.body);
 
@@ -493,7 +428,7 @@ static void a_drain_stuck_in_a_commit_is_cut_at_the_bound(void **state)
                                    "= 'Lock' AND query LIKE '%ingest_probe%' AND $1 <> ''",
                                    group, 1, 30000);
     assert_true(waiting >= 1);
-    r = http_get(fx.port, "/healthz"); /* stuck, but not for minutes: still alive */
+    r = it_http_get(fx.port, "/healthz"); /* stuck, but not for minutes: still alive */
     assert_int_equal(r.status, 200);
     free(r.body);
 
