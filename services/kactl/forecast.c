@@ -186,7 +186,7 @@ static int read_text(void *ud, const ka_pgres_t *res)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: kactl forecast NODE [--period YYYY-MM|YYYY-Qn] [--history [--limit N]]\n\n"
+            "usage: kactl forecast NODE [--period YYYY-MM|YYYY-Qn | --all] [--history [--limit N]]\n\n"
             "A node's forecast (its subtree's, rolled up: each node's figures are its\n"
             "children's submitted ones, or a rep's own confirmed deals): closed (booked\n"
             "revenue), commit, best case, pipeline and weighted pipeline, raw and adjusted\n"
@@ -194,8 +194,9 @@ static void usage(FILE *out)
             "up the tree), the quota, coverage (open pipeline / (quota - closed)) and gap\n"
             "(quota - (closed + commit)); \"no quota\" for a period without one, coverage\n"
             "\"met\" once closed revenue reached the quota.\n\n"
-            "  --period P   one month (2026-03) or quarter (2026-Q1); without it, every\n"
-            "               period not ended yet (by the workers' clock, UTC)\n"
+            "  --period P   one month (2026-03) or quarter (2026-Q1); without it, this\n"
+            "               month and quarter and the next (by the workers' clock, UTC)\n"
+            "  --all        every period not ended yet (quotas may reach two years ahead)\n"
             "  --history    also every submission of those periods over time, oldest\n"
             "               first (adjusted figures; * marks a manager's adjustment)\n"
             "  --limit N    the latest N submissions (default 50)\n");
@@ -227,6 +228,7 @@ int kactl_forecast(const ka_config_t *cfg, int argc, char **argv)
     char err[KA_ERRSTR_SIZE], limit[16] = "50", today[16], latest[256] = "";
     const char *node = NULL;
     period_t period = {"", ""};
+    int all = 0;
     int history = 0, rc = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -245,6 +247,8 @@ int kactl_forecast(const ka_config_t *cfg, int argc, char **argv)
                         argv[i]);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
         } else if (strcmp(argv[i], "--history") == 0) {
             history = 1;
         } else if (strcmp(argv[i], "--limit") == 0) {
@@ -310,11 +314,14 @@ int kactl_forecast(const ka_config_t *cfg, int argc, char **argv)
         printf("Forecast of %s (not in the org tree)", node);
     printf("\n");
 
-    /* $2/$3: one period, or (NULL) every period not ended by day $4. */
-    ka_pg_param_t pf[4] = {{node, 0, 0},
+    /* $2/$3: one period, or (NULL) the periods not ended by day $4: this and
+     * the next month and quarter, or with $5 (--all) every one, quotas reach
+     * two years ahead. */
+    ka_pg_param_t pf[5] = {{node, 0, 0},
                            {period.kind[0] ? period.kind : NULL, 0, 0},
                            {period.start[0] ? period.start : NULL, 0, 0},
-                           {today, 0, 0}};
+                           {today, 0, 0},
+                           {all ? "t" : "f", 0, 0}};
     shown_t sh;
     memset(&sh, 0, sizeof sh);
     if (ka_pg_query(pg,
@@ -322,9 +329,11 @@ int kactl_forecast(const ka_config_t *cfg, int argc, char **argv)
                     "CASE WHEN $2::text IS NOT NULL THEN f.period_kind = $2 AND "
                     "f.period_start = $3::date ELSE (f.period_start + CASE f.period_kind WHEN "
                     "'month' THEN interval '1 month' ELSE interval '3 months' END)::date > "
-                    "$4::date END "
+                    "$4::date AND ($5::boolean OR f.period_start <= (date_trunc(f.period_kind, "
+                    "$4::date) + CASE f.period_kind WHEN 'month' THEN interval '1 month' ELSE "
+                    "interval '3 months' END)::date) END "
                     "ORDER BY f.period_kind, f.period_start LIMIT 64",
-                    4, pf, print_forecasts, &sh, err, sizeof err) != KA_OK)
+                    5, pf, print_forecasts, &sh, err, sizeof err) != KA_OK)
         goto out;
     if (sh.n == 0) {
         if (ka_pg_query(pg,
