@@ -108,4 +108,9 @@ it_reply_t it_http_get(int port, const char *path);
 /* A port nothing listens on right now. */
 int it_free_port(void);
 
+/* Runs a shell command (add 2>&1 to it for its errors too); its output, cut
+ * to len - 1 bytes, in out. The rest is read and dropped, so a long output
+ * never ends the command by SIGPIPE. Returns the exit code, -1 when killed. */
+int it_sh(const char *cmd, char *out, size_t len);
+
 #endif

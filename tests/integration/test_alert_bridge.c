@@ -176,12 +176,7 @@ static int sh(const char *cmd, char *out, size_t len)
 {
     char full[4096];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return it_sh(full, out, len);
 }
 
 static void am_start(int wipe)

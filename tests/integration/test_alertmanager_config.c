@@ -29,12 +29,7 @@ static int sh(const char *cmd, char *out, size_t len)
 {
     char full[4096];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return it_sh(full, out, len);
 }
 
 static void write_file(const char *path, const char *text)
@@ -63,12 +58,8 @@ static void routes_test(const char *file, const char *labels, char *out, size_t 
     /* amtool warns on stderr that the file overrides the URL: keep stdout. */
     snprintf(cmd, sizeof cmd, "amtool config routes test --config.file=%s %s 2>/dev/null",
              file, labels);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
+    assert_int_equal(it_sh(cmd, out, len), 0);
     out[strcspn(out, "\n")] = '\0';
-    assert_int_equal(pclose(p), 0);
 }
 
 static void assert_routes(const char *file, const char *labels, const char *want)

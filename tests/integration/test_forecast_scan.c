@@ -207,12 +207,7 @@ static int kactl(const char *args, char *out, size_t len)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1", kactl_path, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return it_sh(cmd, out, len);
 }
 
 /* Seeding ------------------------------------------------------------------------ */

@@ -243,13 +243,9 @@ static void load_org(const char *rows, char *out, size_t len)
     fprintf(f, "id,parent_id,kind,name\n%s", rows);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s load org %s 2>&1", kactl, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
+    int rc = it_sh(cmd, out, len);
     unlink(path);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (rc != 0)
         fail_msg("kactl load org failed: %s", out);
 }
 
