@@ -6,6 +6,7 @@
 
 #include "ka/v1/opportunity.pb-c.h"
 #include "forecast.h"
+#include "repeat.h"
 
 static void add_confirm(gen_t *g, int64_t at, int opp, int64_t close, int quarter, int category)
 {
@@ -26,7 +27,8 @@ static void add_confirm(gen_t *g, int64_t at, int opp, int64_t close, int quarte
  * explicit category: commit late in the funnel, best case, now and then
  * omitted); some still open a week or so before that date move it out and
  * confirm the later month; in phase 2 a few team managers adjust their team's
- * commit for the current month. Each opportunity's events are contiguous
+ * commit for the current month (their repeat business's too). Each
+ * opportunity's events are contiguous
  * here, in time order. */
 void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
 {
@@ -137,6 +139,8 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
             if (month_of[o] == ny * 12 + nm && strcmp(g->reps[g->owner[o]].team,
                                                       g->reps[rep].team) == 0)
                 sum += amount[o];
+        /* and the repeat business its reps call commit */
+        sum += repeat_commit_open(og, g->reps[rep].team, ny * 12 + nm - 1);
         /* office hours in China: 01:00 to 09:00 UTC */
         int64_t at = (split / DAY_MS + 2 + (int64_t)rnd(g, RECENT_DAYS - 3)) * DAY_MS +
                      HOUR_MS * (1 + (int64_t)rnd(g, 8)) + 60000 * (int64_t)rnd(g, 60);
