@@ -1,8 +1,8 @@
 /* Repeat business on the opportunity stream. A key account calls off its
  * framework agreement month by month, and its rep forecasts that business
  * like any deal: when the customer's purchase plan names a month (a quarter
- * or so ahead for a customer of over a year, some weeks ahead for a newer
- * one), the account's owner opens an opportunity for the account's repeat
+ * or so ahead for a big customer of over a year, some weeks ahead for the
+ * others), the account's owner opens an opportunity for the account's repeat
  * business of that month, confirms it for the month as best case and, once
  * the customer firms the plan, fills in its products and quantities, revises
  * the amount and calls it commit. The month's orders name it: the first
@@ -75,11 +75,15 @@ static repeat_opp_t *new_repeat(ogen_t *og)
     return r;
 }
 
+/* A big customer of over a year schedules its call-offs under a yearly
+ * framework agreement. */
+#define FRAMEWORK(c) ((c)->established && (c)->size >= 20)
+
 /* When it moves, for a month whose first call-off is at b1. A framework
- * customer (one for over a year) schedules its call-offs a quarter or so
- * ahead: its months are opened 85 to 115 days before b1 and called commit
- * within ten days; another's are opened 30 to 54 days before and called
- * commit 12 to 30 days before b1; one in 25 is never called commit. It
+ * customer schedules its call-offs a quarter or so ahead: its months are
+ * opened 85 to 115 days before b1 and called commit within ten days;
+ * another's are opened 35 to 59 days before and called commit 20 to 38 days
+ * before b1; one in 25 is never called commit. It
  * moves through three middle stages of the funnel (03 to 05 of the default
  * one, 02 to 04 of the project process) in about equal parts, the last a
  * quarter to over a third of its life, so no stage outlasts its dwell limit
@@ -89,15 +93,15 @@ static repeat_opp_t *new_repeat(ogen_t *og)
 static void timeline(rrng_t *rg, repeat_opp_t *r, int64_t b1, int framework)
 {
     int64_t m1 = month_start_ms(r->ym + 1);
-    uint32_t lead = rr(rg, framework ? 31 : 25), call = rr(rg, framework ? 10 : 19);
-    int64_t c = b1 - DAY_MS * ((framework ? 85 : 30) + (int64_t)lead) -
+    uint32_t lead = rr(rg, 31 - 6 * !framework), call = rr(rg, framework ? 10 : 19);
+    int64_t c = b1 - DAY_MS * ((framework ? 85 : 35) + (int64_t)lead) -
                 HOUR_MS * (int64_t)rr(rg, 9);
     r->created = c;
     r->confirmed = c + HOUR_MS * (1 + (int64_t)rr(rg, 30));
     r->committed = 0;
     if (rr(rg, 25) != 0) {
         int64_t k = framework ? c + DAY_MS * (1 + (int64_t)call)
-                              : b1 - DAY_MS * (12 + (int64_t)call);
+                              : b1 - DAY_MS * (20 + (int64_t)call);
         k += HOUR_MS * (int64_t)rr(rg, 8);
         r->committed = k > r->confirmed ? k : r->confirmed + HOUR_MS;
     }
@@ -186,7 +190,7 @@ void plan_repeat(ogen_t *og, int nopps)
         r->rep = o->rep;
         r->ym = ym;
         r->booked = 1;
-        timeline(&rg, r, o->booked_ms, c->established);
+        timeline(&rg, r, o->booked_ms, FRAMEWORK(c));
         if (r->created >= og->split && is_dry(g, g->reps[r->rep].team)) {
             og->nrepeats--; /* a dry team opens nothing new: the month goes unforecast */
             continue;
@@ -228,7 +232,7 @@ void plan_repeat(ogen_t *og, int nopps)
                 continue; /* ordered already (its opportunity is won), or one month */
             done = ym;
             repeat_opp_t f = {.opp = nopps + og->nrepeats, .acct = a, .rep = c->owner, .ym = ym};
-            timeline(&rg, &f, b1, c->established);
+            timeline(&rg, &f, b1, FRAMEWORK(c));
             if (f.created > g->now_ms || (f.created >= og->split && is_dry(g, g->reps[f.rep].team)))
                 continue;
             if (c->churner) { /* it stopped ordering: the rep gives the month up */
