@@ -6,6 +6,7 @@
 
 #include "ka/v1/opportunity.pb-c.h"
 #include "forecast.h"
+#include "repeat.h"
 
 static void add_confirm(gen_t *g, int64_t at, int opp, int64_t close, int quarter, int category)
 {
@@ -20,14 +21,18 @@ static void add_confirm(gen_t *g, int64_t at, int opp, int64_t close, int quarte
 }
 
 /* 商机确认 and 修订销售预测, from a random stream of their own and after the
- * rest is planned, so every other event stays as it was: most deals that
- * reach stage 03 are confirmed by their owner a few days later for the month
- * of their expected close date (a few for its quarter only; some with an
- * explicit category: commit late in the funnel, best case, now and then
- * omitted); some still open a week or so before that date move it out and
- * confirm the later month; in phase 2 a few team managers adjust their team's
- * commit for the current month. Each opportunity's events are contiguous
- * here, in time order. */
+ * rest is planned, so every other event stays as it was: a deal that ends
+ * expects to close near when it does (its created event's close date, up to
+ * two weeks early or a few days late); most deals that reach stage 03 are
+ * confirmed by their owner a few days later for the month of their expected
+ * close date (a few for its quarter only; some with an explicit category:
+ * commit, best case, now and then omitted); most still open a week or so
+ * before that date move it out (to a few days after they close) and confirm
+ * the later month, still commit if called so; most deals that will be won
+ * are called commit a few weeks before, some others late in the funnel; in
+ * phase 2 a few team managers adjust their team's commit for the current
+ * month (their repeat business's too). Each opportunity's events are
+ * contiguous here, in time order. */
 void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
 {
     uint64_t saved = g->seed;
@@ -42,6 +47,7 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
         int late_stage = strcmp(g->reps[g->owner[opp]].def, "project-6") == 0 ? 4 : 6;
         int64_t created = g->events[i].at_ms, end = INT64_MAX, t3 = 0, t5 = INT64_MAX;
         int64_t close = created + DAY_MS * 90, last_amount = g->events[i].amount;
+        int won = 0;
         for (j = i; j < n0 && g->events[j].opp == opp; j++) {
             const plan_event_t *e = &g->events[j];
             if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED ||
@@ -50,14 +56,25 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
             if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED)
                 last_amount = e->amount;
             if (e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_WON ||
-                e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_LOST)
+                e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_LOST) {
                 end = e->at_ms;
+                won = e->kind == KA__V1__OPPORTUNITY_EVENT__KIND_WON;
+            }
             if (stage >= 3 && !t3)
                 t3 = e->at_ms;
             if (stage >= late_stage && t5 == INT64_MAX)
                 t5 = e->at_ms;
         }
-        if (!t3 || rnd(g, 100) >= 80)
+        /* the owner's expected close date: when it does close, up to two weeks
+         * early or a few days late (90 days on for a deal still open at the
+         * end) */
+        if (end != INT64_MAX) {
+            close = end + DAY_MS * ((int64_t)rnd(g, 20) - 14);
+            if (close < created + 14 * DAY_MS)
+                close = created + 14 * DAY_MS;
+            g->events[i].close_ms = close;
+        }
+        if (!t3 || rnd(g, 100) >= (uint32_t)(won ? 95 : 80))
             continue;
         int64_t tc = t3 + HOUR_MS * (2 + (int64_t)rnd(g, 5 * 24));
         if (tc >= end || tc > g->now_ms)
@@ -90,23 +107,34 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
         int y, m;
         ym_of(close, &y, &m);
         month_of[opp] = quarter ? 0 : y * 12 + m;
-        /* the close date comes near, the deal is still open: it moves out */
+        /* late in the funnel some owners call it commit, for the period of the
+         * close date of the moment; the owner of a deal that will be won
+         * knows it a few weeks ahead */
+        int64_t tl = t5 == INT64_MAX ? INT64_MAX : t5 + HOUR_MS * (2 + (int64_t)rnd(g, 70));
+        int64_t ahead = won ? end - DAY_MS * (12 + (int64_t)rnd(g, 40)) : INT64_MAX;
+        if (ahead < tl)
+            tl = ahead > tc ? ahead : tc + HOUR_MS * (1 + (int64_t)rnd(g, 24));
+        int calls = tl > tc && tl < end && tl <= g->now_ms && rnd(g, 100) < (won ? 90 : 45);
+        /* the close date comes near, the deal is still open: it moves out, to
+         * when it now looks like closing (a few days after it will, for a
+         * deal that ends, else weeks on); confirmed for the later month, still
+         * commit once called so */
         int64_t tm = close - DAY_MS * (1 + (int64_t)rnd(g, 10)), first_close = close;
-        if (!quarter && tm > tc && tm < end && tm <= g->now_ms && rnd(g, 100) < 55) {
-            close += DAY_MS * (20 + (int64_t)rnd(g, 50));
+        if (!quarter && tm > tc && tm < end && tm <= g->now_ms && rnd(g, 100) < 75) {
+            int64_t out = DAY_MS * (20 + (int64_t)rnd(g, 50)), soon = DAY_MS * (int64_t)rnd(g, 10);
+            close = end != INT64_MAX && end + soon > close ? end + soon : close + out;
             add(g, tm, opp, KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED, NULL, 0, 0);
             g->events[g->nevents - 1].close_ms = close;
             int64_t tr = tm + HOUR_MS * (1 + (int64_t)rnd(g, 30));
             if (tr < end && tr <= g->now_ms) {
-                add_confirm(g, tr, opp, close, 0, category);
+                add_confirm(g, tr, opp, close, 0,
+                            calls && tl < tr ? KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT
+                                             : category);
                 ym_of(close, &y, &m);
                 month_of[opp] = y * 12 + m;
             }
         }
-        /* late in the funnel some owners call it commit, for the period of the
-         * close date of the moment */
-        int64_t tl = t5 == INT64_MAX ? INT64_MAX : t5 + HOUR_MS * (2 + (int64_t)rnd(g, 70));
-        if (tl > tc && tl < end && tl <= g->now_ms && rnd(g, 100) < 45) {
+        if (calls) {
             int64_t c = tl >= tm && close != first_close ? close : first_close;
             add_confirm(g, tl, opp, c, quarter,
                         KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT);
@@ -137,6 +165,8 @@ void plan_forecast(gen_t *g, ogen_t *og, int nopps, int64_t split)
             if (month_of[o] == ny * 12 + nm && strcmp(g->reps[g->owner[o]].team,
                                                       g->reps[rep].team) == 0)
                 sum += amount[o];
+        /* and the repeat business its reps call commit */
+        sum += repeat_commit_open(og, g->reps[rep].team, ny * 12 + nm - 1);
         /* office hours in China: 01:00 to 09:00 UTC */
         int64_t at = (split / DAY_MS + 2 + (int64_t)rnd(g, RECENT_DAYS - 3)) * DAY_MS +
                      HOUR_MS * (1 + (int64_t)rnd(g, 8)) + 60000 * (int64_t)rnd(g, 60);

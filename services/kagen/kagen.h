@@ -22,6 +22,9 @@ extern int opp_accounts;
 extern int unauthorized_pct;
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+/* Line items an updated event carries at most: a deal's products, or a
+ * month's call-offs of a repeat-business opportunity (repeat.c). */
+#define PLAN_MAX_LINES 8
 
 typedef struct rep {
     char *id, *team, *manager, *bu, *def, *area; /* area: its sales region's name */
@@ -37,13 +40,16 @@ typedef struct plan_event {
     int seq;
     int unauthorized; /* an owner change by the owner (--unauthorized-pct) */
     /* forecast events (planned from their own stream, after the rest) */
-    int64_t close_ms;          /* updated: the new expected close date instead of an amount */
+    int64_t close_ms;          /* updated: the new expected close date instead of an amount;
+                                * created: its expected close date (0: 90 days on) */
+    int acct;                  /* created: account number + 1 (0: the opportunity's number
+                                * modulo opp_accounts) */
     int quarter, year, number; /* forecast_confirmed / _adjusted: the period */
     int category;              /* Ka__V1__ForecastCategory */
     int adj_rep;               /* forecast_adjusted: a rep of the team adjusted */
-    int nlines;                /* updated: the line items instead of an amount */
-    const char *sku[3];
-    int64_t qty_milli[3], price[3];
+    int nlines;                /* updated: the line items (and the amount, when not 0) */
+    const char *sku[PLAN_MAX_LINES];
+    int64_t qty_milli[PLAN_MAX_LINES], price[PLAN_MAX_LINES];
     /* forecast_confirmed by someone else than the owner (the one deliberate
      * mistake, dead-lettered): the rep index + 1, 0 for the owner */
     int stranger;

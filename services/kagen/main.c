@@ -14,7 +14,10 @@
  * owners' forecast confirmations (with the deal's products, and a later
  * month when the close date moves) and, in phase 2, a few managers'
  * adjustments, planned from a stream of their own after the rest, so the
- * other events are the same with or without them (plan_forecast).
+ * other events are the same with or without them (plan_forecast); and the
+ * opportunities of the accounts' repeat business, one per account and month
+ * of call-offs, which the order stream's orders name (repeat.c: both streams
+ * plan the orders the same way to agree on them).
  *
  * --stream visits plays the reps' visits to the same accounts instead
  * (DOMAIN.md section 3): it plans the opportunities exactly as above, then,
@@ -36,7 +39,8 @@
  * Where each rule of the sample lives: plan.c the deals' lives (every stream
  * starts from them), opportunities.c their events, forecast.c the
  * confirmations and adjustments, visits.c the visits, orders.c the orders and
- * the products and distributors they are priced from, produce.c the Kafka
+ * the products and distributors they are priced from, repeat.c the repeat
+ * business's opportunities, produce.c the Kafka
  * producer; this file the options, the company read from PostgreSQL and the
  * loop that plays one stream. */
 #include <stdio.h>
@@ -51,14 +55,55 @@
 #include "ka_log.h"
 #include "orders.h"
 #include "quotas.h"
+#include "repeat.h"
 #include "visits.h"
 
 int opp_accounts = 1500; /* --accounts (kagen.h) */
 int unauthorized_pct;     /* --unauthorized-pct (kagen.h) */
 
 static struct {
-    int won, before, repeat, dist, diverted, dumped, undone, later_month;
+    int won, before, repeat, repeat_opp, dist, diverted, dumped, undone, later_month;
 } ostats;
+
+/* The products and the distributors' territories and floors, as loaded:
+ * what orders are priced from. Returns 0, or -1 with the reason in err. */
+static int load_catalog(ka_pg_t *pg, ogen_t *og, char *err, size_t errlen)
+{
+    if (ka_pg_query(pg, "SELECT sku, name FROM product WHERE active ORDER BY sku", 0, NULL,
+                    read_products, og, err, errlen) != KA_OK ||
+        ka_pg_query(pg, "SELECT id FROM distributor WHERE active ORDER BY id", 0, NULL,
+                    read_dists, og, err, errlen) != KA_OK ||
+        ka_pg_query(pg, "SELECT distributor_id, region_code FROM distributor_territory "
+                        "ORDER BY 1, 2", 0, NULL, read_territories, og, err,
+                    errlen) != KA_OK ||
+        ka_pg_query(pg, "SELECT distributor_id, sku, floor_price_minor FROM "
+                        "distributor_floor_price ORDER BY 1, 2", 0, NULL, read_floors, og,
+                    err, errlen) != KA_OK)
+        return -1;
+    return 0;
+}
+
+/* The order plan (the order stream's, from its own random stream), and the
+ * opportunities of the accounts' repeat business from it. The order stream
+ * plans from the deals in time order: so does this. */
+static void plan_order_side(gen_t *g, ogen_t *og, int nopps, int nbase, int64_t split,
+                            uint64_t seed, int repeat)
+{
+    gen_t sorted = *g;
+    sorted.events = ka_calloc((size_t)nbase + 1, sizeof *sorted.events);
+    memcpy(sorted.events, g->events, (size_t)nbase * sizeof *sorted.events);
+    sorted.nevents = sorted.capevents = nbase;
+    qsort(sorted.events, (size_t)nbase, sizeof *sorted.events, by_time);
+    og->seed = seed ^ 0x6f72646572736b61ULL; /* the order stream's random stream */
+    og->g = &sorted;
+    og->begin = g->now_ms - ORDER_HISTORY_DAYS * DAY_MS;
+    og->split = split;
+    plan_orders(og, nopps);
+    if (repeat)
+        plan_repeat(og, nopps);
+    og->g = g;
+    free(sorted.events);
+}
 
 static void usage(FILE *out)
 {
@@ -73,7 +118,10 @@ static void usage(FILE *out)
             "and --now-ms plan the same stream, so phase 2 continues phase 1. Owners\n"
             "confirm most deals from stage 03 on for the forecast (商机确认), with their\n"
             "products, some again when the close date moves or when they call it commit;\n"
-            "in phase 2 a few team managers adjust their team's commit (修订销售预测).\n\n"
+            "in phase 2 a few team managers adjust their team's commit (修订销售预测).\n"
+            "Each account's month of repeat orders worth 100,000 or more has an opportunity\n"
+            "of its own, opened by the account's owner weeks to a quarter ahead, confirmed\n"
+            "best case, then commit with its products; the month's orders name it.\n\n"
             "--stream visits plays the visits to the same accounts instead, to\n"
             "KA_TOPIC_VISIT, keyed by the account's canonical key: give it the options the\n"
             "opportunity stream had, so visits meet the deals on their accounts. Each visit\n"
@@ -243,39 +291,32 @@ int main(int argc, char **argv)
     int64_t begin = g.now_ms - HISTORY_DAYS * DAY_MS - RECENT_DAYS * DAY_MS;
     int64_t split = g.now_ms - RECENT_DAYS * DAY_MS;
     g.owner = ka_calloc((size_t)nopps + 1, sizeof *g.owner);
-    owner_now = ka_calloc((size_t)nopps + 1, sizeof *owner_now);
     for (int i = 0; i < nopps; i++) {
         int64_t start = begin + (int64_t)rnd(&g, (uint32_t)((g.now_ms - begin) / 1000)) * 1000;
         plan_opportunity(&g, i, start, split);
     }
     if (!visits && !orders) {
-        if (ka_pg_query(pg, "SELECT sku, name FROM product WHERE active ORDER BY sku", 0, NULL,
-                        read_products, &og, err, sizeof err) != KA_OK) {
+        if (load_catalog(pg, &og, err, sizeof err) != 0) {
             fprintf(stderr, "kagen: %s\n", err);
             goto out;
         }
-        og.seed = (uint64_t)seed ^ 0x6c696e65736b61ULL;
         /* each from a random stream of its own, after the rest: what was
          * planned before stays as it was */
         int n0 = g.nevents;
+        if (og.nproducts) /* no products, no orders: no repeat business */
+            plan_order_side(&g, &og, (int)nopps, n0, split, (uint64_t)seed, 1);
+        og.seed = (uint64_t)seed ^ 0x6c696e65736b61ULL;
         plan_forecast(&g, &og, (int)nopps, split);
         plan_reconfirmations(&g, (int)nopps, n0, g.nevents, split);
         plan_assessments(&g, n0);
+        repeat_events(&g, &og);
     }
     qsort(g.events, (size_t)g.nevents, sizeof *g.events, by_time);
+    /* every deal's owner as the stream goes, the repeat business's too */
+    owner_now = ka_calloc((size_t)nopps + (size_t)og.nrepeats + 1, sizeof *owner_now);
 
     if (orders) {
-        /* the products and the distributors' territories and floors, as loaded */
-        if (ka_pg_query(pg, "SELECT sku, name FROM product WHERE active ORDER BY sku", 0, NULL,
-                        read_products, &og, err, sizeof err) != KA_OK ||
-            ka_pg_query(pg, "SELECT id FROM distributor WHERE active ORDER BY id", 0, NULL,
-                        read_dists, &og, err, sizeof err) != KA_OK ||
-            ka_pg_query(pg, "SELECT distributor_id, region_code FROM distributor_territory "
-                            "ORDER BY 1, 2", 0, NULL, read_territories, &og, err,
-                        sizeof err) != KA_OK ||
-            ka_pg_query(pg, "SELECT distributor_id, sku, floor_price_minor FROM "
-                            "distributor_floor_price ORDER BY 1, 2", 0, NULL, read_floors, &og,
-                        err, sizeof err) != KA_OK) {
+        if (load_catalog(pg, &og, err, sizeof err) != 0) {
             fprintf(stderr, "kagen: %s\n", err);
             goto out;
         }
@@ -287,11 +328,7 @@ int main(int argc, char **argv)
     }
 
     if (quotas) {
-        og.seed = (uint64_t)seed ^ 0x6f72646572736b61ULL; /* the order stream's plan */
-        og.g = &g;
-        og.begin = g.now_ms - ORDER_HISTORY_DAYS * DAY_MS;
-        og.split = split;
-        plan_orders(&og, (int)nopps);
+        plan_order_side(&g, &og, (int)nopps, g.nevents, split, (uint64_t)seed, 0);
         if (write_quotas(&og, pg, (uint64_t)seed, split, stdout, err, sizeof err) != 0) {
             fprintf(stderr, "kagen: %s\n", err);
             goto out;
@@ -311,14 +348,10 @@ int main(int argc, char **argv)
     const char *topic = ka_config_str(cfg, visits   ? "KA_TOPIC_VISIT"
                                            : orders ? "KA_TOPIC_ORDER"
                                                     : "KA_TOPIC_OPPORTUNITY");
-    int sent = 0, assessed = 0, confirmed = 0, strangers = 0, adjusted = 0;
+    int sent = 0, assessed = 0, confirmed = 0, strangers = 0, adjusted = 0, repeats = 0;
     if (orders) {
         /* a stream of its own, so the opportunities above plan the same */
-        og.seed = (uint64_t)seed ^ 0x6f72646572736b61ULL;
-        og.g = &g;
-        og.begin = g.now_ms - ORDER_HISTORY_DAYS * DAY_MS;
-        og.split = split;
-        plan_orders(&og, (int)nopps);
+        plan_order_side(&g, &og, (int)nopps, g.nevents, split, (uint64_t)seed, 1);
         order_events(&og);
         for (int i = 0; i < og.nevents; i++) {
             const order_event_t *ev = &og.events[i];
@@ -342,9 +375,10 @@ int main(int argc, char **argv)
                 ostats.undone++;
                 continue;
             }
-            ostats.won += o->opp >= 0;
+            ostats.won += o->opp >= 0 && !o->repeat_opp;
             ostats.before += o->before_won;
-            ostats.repeat += o->opp < 0;
+            ostats.repeat += o->opp < 0 || o->repeat_opp;
+            ostats.repeat_opp += o->repeat_opp;
             ostats.dist += o->dist >= 0;
             ostats.diverted += o->diverted;
             ostats.dumped += o->dumped;
@@ -401,6 +435,7 @@ int main(int argc, char **argv)
                 confirmed += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED;
                 strangers += p->stranger != 0;
                 adjusted += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED;
+                repeats += p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_CREATED && p->opp >= nopps;
                 /* --unauthorized-pct: picked by the event's number, so the
                  * plan stays the same; a number of its own as event id */
                 if (p->kind == KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED &&
@@ -429,11 +464,13 @@ int main(int argc, char **argv)
     printf("%d\n", sent);
     if (orders) {
         fprintf(stderr, "kagen: phase %lld: %d order events to %s: %d orders close won deals (%d "
-                        "booked before the won event), %d repeat orders, %d through %d "
+                        "booked before the won event), %d repeat orders (%d of them naming "
+                        "their month's repeat-business opportunity), %d through %d "
                         "distributors (%d shipped outside the territory, %d under the floor "
                         "price), %d cancellations and returns (%d in a later month than the "
                         "booking); %d big accounts stop ordering in phase 2\n",
-                phase, sent, topic, ostats.won, ostats.before, ostats.repeat, ostats.dist,
+                phase, sent, topic, ostats.won, ostats.before, ostats.repeat, ostats.repeat_opp,
+                ostats.dist,
                 og.ndists, ostats.diverted, ostats.dumped, ostats.undone, ostats.later_month,
                 og.churners);
     } else if (visits) {
@@ -450,9 +487,10 @@ int main(int argc, char **argv)
     } else {
         fprintf(stderr, "kagen: phase %lld: %d events for %lld opportunities of %d reps "
                         "(%d dry teams) to %s: %d forecast confirmations (%d by someone not "
-                        "the owner), %d managers' adjustments, %d value assessments\n",
+                        "the owner), %d managers' adjustments, %d value assessments; %d "
+                        "opportunities of the accounts' repeat business opened\n",
                 phase, sent, nopps, g.nreps, g.ndry, topic, confirmed, strangers, adjusted,
-                assessed);
+                assessed, repeats);
     }
     rc = 0;
 out:

@@ -28,9 +28,8 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
     Ka__V1__Period period = KA__V1__PERIOD__INIT;
     Ka__V1__ValueAssessed va = KA__V1__VALUE_ASSESSED__INIT;
     protobuf_c_boolean answer[20];
-    Ka__V1__LineItem line[3] = {KA__V1__LINE_ITEM__INIT, KA__V1__LINE_ITEM__INIT,
-                                KA__V1__LINE_ITEM__INIT};
-    Ka__V1__LineItem *items[3];
+    Ka__V1__LineItem line[PLAN_MAX_LINES];
+    Ka__V1__LineItem *items[PLAN_MAX_LINES];
     const rep_t *owner = &g->reps[owner_now[p->opp]];
 
     snprintf(opp_id, sizeof opp_id, "%s-%06d", g->prefix, p->opp);
@@ -44,8 +43,9 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
     e.kind_case = (Ka__V1__OpportunityEvent__KindCase)p->kind;
     switch (p->kind) {
     case KA__V1__OPPORTUNITY_EVENT__KIND_CREATED:
-        snprintf(account, sizeof account, "客户 %04d 有限公司", p->opp % opp_accounts);
-        date_of(p->at_ms + DAY_MS * 90, close);
+        snprintf(account, sizeof account, "客户 %04d 有限公司",
+                 p->acct ? p->acct - 1 : p->opp % opp_accounts);
+        date_of(p->close_ms ? p->close_ms : p->at_ms + DAY_MS * 90, close);
         a.name = account;
         c.account = &a;
         c.owner_rep_id = owner->id;
@@ -61,7 +61,14 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
             u.replace_lines = 1;
             u.n_lines = (size_t)p->nlines;
             u.lines = items;
+            if (p->amount) {
+                u.amount_minor_present_case =
+                    KA__V1__OPPORTUNITY_UPDATED__AMOUNT_MINOR_PRESENT_AMOUNT_MINOR;
+                u.amount_minor = p->amount;
+            }
             for (int l = 0; l < p->nlines; l++) {
+                Ka__V1__LineItem init = KA__V1__LINE_ITEM__INIT;
+                line[l] = init;
                 items[l] = &line[l];
                 line[l].sku = (char *)p->sku[l];
                 line[l].quantity_milli = p->qty_milli[l];

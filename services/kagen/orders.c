@@ -465,12 +465,16 @@ void plan_orders(ogen_t *og, int nopps)
         } else {
             continue;
         }
+        c->yearly = yearly;
         /* call-offs of a framework agreement: a steady rhythm, steady sizes */
         for (;; t += DAY_MS * 365 / per_year * (80 + (int64_t)ornd(og, 41)) / 100) {
             int64_t booked = office_time(og, t), amt = yearly / per_year;
             amt = amt * (80 + (int64_t)ornd(og, 41)) / 100;
-            if (booked > g->now_ms || (c->churner && booked >= og->split))
+            if (booked > g->now_ms || (c->churner && booked >= og->split)) {
+                if (booked > g->now_ms && !c->churner)
+                    c->next_ms = booked; /* what repeat.c forecasts */
                 break;
+            }
             if (c->churner && booked >= og->split - 30 * DAY_MS)
                 amt /= 2; /* drifting away: half the usual, then nothing */
             int dist = -1, diverted = 0;
@@ -592,6 +596,7 @@ void ogen_free(ogen_t *og)
     }
     free(og->dists);
     free(og->custs);
+    free(og->repeats);
     free(og->orders);
     free(og->lines);
     free(og->events);

@@ -44,7 +44,9 @@ typedef struct order_plan {
     int64_t booked_ms, cancelled_ms, returned_ms; /* 0: never */
     int acct; /* NNNN of 客户 NNNN 有限公司 */
     int rep;
-    int opp;  /* the won deal it closes, -1: none */
+    int opp;  /* the won deal it closes, or the repeat-business opportunity it
+               * names (repeat.c), -1: none */
+    int repeat_opp; /* opp is a repeat-business opportunity */
     int dist; /* -1: a direct order */
     const char *region;
     int line0, nlines;
@@ -59,6 +61,8 @@ typedef struct cust {
     int established; /* a customer for over a year already */
     int churner;     /* drifts away: smaller orders, then none in phase 2 */
     int64_t first_won_ms;
+    int64_t yearly;  /* its repeat business a year (minor units), 0: none */
+    int64_t next_ms; /* its first repeat order after now (not sent), 0: none */
 } cust_t;
 
 typedef struct order_event {
@@ -85,6 +89,8 @@ typedef struct ogen {
     int nevents;
     int64_t begin, split;
     int churners;
+    struct repeat_opp *repeats; /* repeat.c */
+    int nrepeats, caprepeats;
 } ogen_t;
 
 int read_products(void *ud, const ka_pgres_t *res);

@@ -25,6 +25,8 @@ static const char *kagen;
 static ka_config_t *cfg;
 static ka_pg_t *pg;
 static char opp_topic[128], order_topic[128];
+/* the forecast test's own, so it reads both phases of both streams */
+static char acc_opp_topic[128], acc_order_topic[128];
 /* The streams end here (a fixed clock, so the plan is the same every run):
  * 2026-11-30 00:53:20 UTC; phase 2 starts 21 days before. */
 static const long long now_ms = 1796000000000LL;
@@ -32,13 +34,13 @@ static const long long split_ms = 1796000000000LL - 21 * DAY_MS;
 
 /* Runs kagen with args and the test's topics; returns its exit code, its
  * stdout in *out (malloc'd, NUL-terminated). */
-static int run_kagen(const char *args, char **out)
+static int run_kagen_to(const char *opps, const char *orders, const char *args, char **out)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "KA_TOPIC_OPPORTUNITY=%s KA_TOPIC_ORDER=%s %s --opportunities " OPPS
              " --now-ms %lld %s",
-             opp_topic, order_topic, kagen, now_ms, args);
+             opps, orders, kagen, now_ms, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t cap = 1 << 20, n = 0, got;
@@ -56,6 +58,23 @@ static int run_kagen(const char *args, char **out)
     *out = buf;
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run_kagen(const char *args, char **out)
+{
+    return run_kagen_to(opp_topic, order_topic, args, out);
+}
+
+/* Plays one stream and phase to the given topics; returns the number of
+ * events kagen sent. */
+static long play_to(const char *opps, const char *orders, const char *args)
+{
+    char *out;
+    assert_int_equal(run_kagen_to(opps, orders, args, &out), 0);
+    long n = atol(out);
+    free(out);
+    assert_true(n > 0);
+    return n;
 }
 
 /* Plays one stream and phase; returns the number of events kagen sent. */
@@ -303,6 +322,347 @@ static void confirmations_assessments_and_adjustments(void **state)
     assert_true(adjusted >= 1);
 }
 
+/* The forecast of the sample, as the forecast worker would figure it from
+ * these streams (docs/domain-choices.md, "What counts" and "Forecast
+ * accuracy"): a month's forecast at a snapshot taken early on a first day =
+ * closed + commit of that moment, where commit is the amount of each open
+ * deal whose latest month confirmation by its owner of the moment is for the
+ * month, in the commit category as confirmed or by its stage's default. */
+#define FC_DEALS 100000
+#define DEMO "--opportunities 3000 " /* the demo's company, not the smaller one above */
+#define FC_TEAMS 64
+#define FC_M0 (2026 * 12 + 7) /* 2026-08, the first month checked */
+#define FC_MONTHS 4           /* to 2026-11 */
+
+typedef struct fc_conf {
+    int ym, category;
+    long long at;
+    char owner[64];
+} fc_conf_t;
+
+typedef struct fc_deal {
+    int exists, open, won_early, project;
+    char owner[64], stage[8];
+    long long amount;
+    fc_conf_t conf[8];
+    int nconf;
+} fc_deal_t;
+
+typedef struct fc_ev {
+    long long at;
+    int order; /* 0: an opportunity event, 1: an order event */
+    size_t i;
+} fc_ev_t;
+
+static int fc_by_time(const void *a, const void *b)
+{
+    const fc_ev_t *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    if (x->order != y->order)
+        return x->order - y->order;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* ms of the first day of month ym (year * 12 + month - 1), UTC */
+static long long fc_month_start(int ym)
+{
+    long long y = ym / 12, m = ym % 12 + 1;
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5;
+    return (era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468) * DAY_MS;
+}
+
+static char fc_reps[512][64], fc_commit_stages[16][64];
+static int fc_project[512], fc_nreps, fc_ncommit;
+
+static int fc_read_reps(void *ud, const ka_pgres_t *res)
+{
+    (void)ud;
+    for (int i = 0; i < ka_pgres_rows(res) && fc_nreps < 512; i++) {
+        snprintf(fc_reps[fc_nreps], 64, "%s", ka_pgres_value(res, i, 0));
+        fc_project[fc_nreps++] = strcmp(ka_pgres_value(res, i, 1), "project-6") == 0;
+    }
+    return 0;
+}
+
+static int fc_read_stages(void *ud, const ka_pgres_t *res)
+{
+    (void)ud;
+    for (int i = 0; i < ka_pgres_rows(res) && fc_ncommit < 16; i++)
+        snprintf(fc_commit_stages[fc_ncommit++], 64, "%s", ka_pgres_value(res, i, 0));
+    return 0;
+}
+
+static int fc_team(char teams[][64], int *n, const char *rep)
+{
+    char team[64];
+    const char *dash = strrchr(rep, '-');
+    snprintf(team, sizeof team, "%.*s", dash ? (int)(dash - rep - 4) : 0, rep + 4);
+    for (int i = 0; i < *n; i++)
+        if (strcmp(teams[i], team) == 0)
+            return i;
+    assert_true(*n < FC_TEAMS);
+    snprintf(teams[*n], 64, "%s", team);
+    return (*n)++;
+}
+
+static int fc_is_commit(const fc_deal_t *d, int category)
+{
+    char key[64];
+    if (category != KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_UNSPECIFIED)
+        return category == KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_COMMIT;
+    snprintf(key, sizeof key, "%s/%s", d->project ? "project-6" : "default-8", d->stage);
+    for (int i = 0; i < fc_ncommit; i++)
+        if (strcmp(fc_commit_stages[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* Months of the history, forecast 30, 60 and 90 days before their end (the
+ * snapshot of their first day, and of the first days of the two months
+ * before, as the demo takes them): the company's booked revenue is 70% to
+ * 130% of its 30-day forecast, the longer leads forecast less of it, the
+ * teams' accuracy varies both ways, and most revenue was carried by an
+ * opportunity confirmed for its month before the month began. */
+static void the_forecast_is_believable(void **state)
+{
+    (void)state;
+    char err[KA_ERRSTR_SIZE];
+    long n_opp = play_to(acc_opp_topic, acc_order_topic, DEMO "--phase 1") +
+                 play_to(acc_opp_topic, acc_order_topic, DEMO "--phase 2");
+    long n_ord = play_to(acc_opp_topic, acc_order_topic, DEMO "--stream orders --phase 1") +
+                 play_to(acc_opp_topic, acc_order_topic, DEMO "--stream orders --phase 2");
+    it_msgs_t om = it_consume_all(cfg, acc_opp_topic, (size_t)n_opp, 60000);
+    it_msgs_t rm = it_consume_all(cfg, acc_order_topic, (size_t)n_ord, 60000);
+    assert_int_equal(om.n, (size_t)n_opp);
+    assert_int_equal(rm.n, (size_t)n_ord);
+    fc_nreps = fc_ncommit = 0;
+    assert_int_equal(
+        ka_pg_query(pg,
+                    "SELECT r.id, coalesce((SELECT b.definition_id FROM org_closure c "
+                    "JOIN org_node d ON d.id = c.ancestor_id JOIN business_unit b "
+                    "ON b.id = d.business_unit_id WHERE c.descendant_id = r.id "
+                    "AND d.kind = 'division'), 'default-8') FROM org_node r "
+                    "WHERE r.kind = 'rep' ORDER BY r.id",
+                    0, NULL, fc_read_reps, NULL, err, sizeof err),
+        KA_OK);
+    assert_int_equal(ka_pg_query(pg,
+                                 "SELECT definition_id || '/' || code FROM funnel_stage "
+                                 "WHERE default_category = 'commit'",
+                                 0, NULL, fc_read_stages, NULL, err, sizeof err),
+                     KA_OK);
+    assert_true(fc_nreps > 100 && fc_ncommit >= 2);
+
+    Ka__V1__OpportunityEvent **oe = calloc(om.n + 1, sizeof *oe);
+    Ka__V1__OrderEvent **re = calloc(rm.n + 1, sizeof *re);
+    fc_ev_t *evs = calloc(om.n + rm.n + 1, sizeof *evs);
+    fc_deal_t *deals = calloc(FC_DEALS, sizeof *deals);
+    long long *order_total = calloc(FC_DEALS, sizeof *order_total);
+    char *undone = calloc(FC_DEALS, 1);
+    assert_true(oe && re && evs && deals && order_total && undone);
+    size_t nev = 0;
+    for (size_t i = 0; i < om.n; i++) {
+        oe[i] = ka__v1__opportunity_event__unpack(NULL, om.m[i]->len, om.m[i]->payload);
+        assert_non_null(oe[i]);
+        evs[nev++] = (fc_ev_t){oe[i]->header->occurred_at_ms, 0, i};
+    }
+    for (size_t i = 0; i < rm.n; i++) {
+        re[i] = ka__v1__order_event__unpack(NULL, rm.m[i]->len, rm.m[i]->payload);
+        assert_non_null(re[i]);
+        evs[nev++] = (fc_ev_t){re[i]->header->occurred_at_ms, 1, i};
+    }
+    qsort(evs, nev, sizeof *evs, fc_by_time);
+
+    /* [lead][month][team + 1]: 0 is the company */
+    static long long forecast[3][FC_MONTHS][FC_TEAMS + 1], actual[FC_MONTHS][FC_TEAMS + 1];
+    static long long carried[FC_MONTHS];
+    static char teams[FC_TEAMS][64];
+    int nteams = 0;
+    memset(forecast, 0, sizeof forecast);
+    memset(actual, 0, sizeof actual);
+    memset(carried, 0, sizeof carried);
+    /* snapshots on the first days of 2026-06 .. 2026-11, at 00:30 */
+    int snap_ym = FC_M0 - 2;
+    long long snap_at = fc_month_start(snap_ym) + 1800000;
+    for (size_t k = 0; k <= nev; k++) {
+        long long at = k < nev ? evs[k].at : 1LL << 62;
+        while (at >= snap_at && snap_ym < FC_M0 + FC_MONTHS) {
+            for (int d = 0; d < FC_DEALS; d++) {
+                const fc_deal_t *x = &deals[d];
+                const fc_conf_t *c = NULL;
+                if (!x->exists || !x->open)
+                    continue;
+                for (int j = 0; j < x->nconf; j++)
+                    if (strcmp(x->conf[j].owner, x->owner) == 0 && (!c || x->conf[j].at > c->at))
+                        c = &x->conf[j];
+                int lead = c ? c->ym - snap_ym : -1, m = c ? c->ym - FC_M0 : -1;
+                if (!c || lead < 0 || lead > 2 || m < 0 || m >= FC_MONTHS ||
+                    !fc_is_commit(x, c->category))
+                    continue;
+                forecast[lead][m][0] += x->amount;
+                forecast[lead][m][1 + fc_team(teams, &nteams, x->owner)] += x->amount;
+            }
+            snap_ym++;
+            snap_at = fc_month_start(snap_ym) + 1800000;
+        }
+        if (k == nev)
+            break;
+        if (evs[k].order) {
+            const Ka__V1__OrderEvent *e = re[evs[k].i];
+            int num = atoi(strrchr(e->order_id, '-') + 1), booked =
+                e->status == KA__V1__ORDER_STATUS__ORDER_STATUS_BOOKED;
+            assert_true(num >= 0 && num < FC_DEALS);
+            long long amount = 0;
+            if (booked) {
+                for (size_t l = 0; l < e->n_lines; l++)
+                    amount += e->lines[l]->quantity_milli / 1000 * e->lines[l]->unit_price_minor;
+                order_total[num] = amount;
+            } else if (!undone[num]) {
+                undone[num] = 1;
+                amount = -order_total[num];
+            }
+            /* closed revenue: in the month it takes effect, before the
+             * snapshot of its first day only by the minutes since */
+            int ym = FC_M0, t = fc_team(teams, &nteams, e->rep_id);
+            while (ym < FC_M0 + FC_MONTHS && fc_month_start(ym + 1) <= evs[k].at)
+                ym++;
+            int m = ym - FC_M0;
+            if (evs[k].at >= fc_month_start(FC_M0) && m < FC_MONTHS) {
+                actual[m][0] += amount;
+                actual[m][1 + t] += amount;
+                for (int lead = 0; lead < 3; lead++)
+                    if (evs[k].at < fc_month_start(ym - lead) + 1800000) {
+                        forecast[lead][m][0] += amount;
+                        forecast[lead][m][1 + t] += amount;
+                    }
+            }
+            if (booked && e->opportunity_id && *e->opportunity_id) {
+                fc_deal_t *d = &deals[atoi(e->opportunity_id + 4)];
+                if (!d->exists)
+                    d->won_early = 1; /* its created event closes it */
+                /* carried: by a deal confirmed for this month before it began */
+                if (evs[k].at >= fc_month_start(FC_M0) && m < FC_MONTHS)
+                    for (int j = 0; j < d->nconf; j++)
+                        if (d->conf[j].ym == ym && d->conf[j].at < fc_month_start(ym) &&
+                            strcmp(d->conf[j].owner, d->owner) == 0) {
+                            carried[m] += amount;
+                            break;
+                        }
+                d->open = 0;
+            }
+            continue;
+        }
+        const Ka__V1__OpportunityEvent *e = oe[evs[k].i];
+        if (e->kind_case == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED)
+            continue; /* phase 2: this month's, not a month checked */
+        int num = atoi(e->opportunity_id + 4);
+        assert_true(num >= 0 && num < FC_DEALS);
+        fc_deal_t *d = &deals[num];
+        switch (e->kind_case) {
+        case KA__V1__OPPORTUNITY_EVENT__KIND_CREATED:
+            d->exists = 1;
+            d->open = !d->won_early;
+            snprintf(d->owner, sizeof d->owner, "%s", e->created->owner_rep_id);
+            snprintf(d->stage, sizeof d->stage, "%s", e->created->stage_code);
+            d->amount = e->created->amount_minor;
+            for (int r = 0; r < fc_nreps; r++)
+                if (strcmp(fc_reps[r], d->owner) == 0)
+                    d->project = fc_project[r];
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED:
+            if (e->updated->amount_minor_present_case)
+                d->amount = e->updated->amount_minor;
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_STAGE_CHANGED:
+            snprintf(d->stage, sizeof d->stage, "%s", e->stage_changed->to_stage_code);
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_OWNER_CHANGED:
+            snprintf(d->owner, sizeof d->owner, "%s", e->owner_changed->new_owner_rep_id);
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_WON:
+        case KA__V1__OPPORTUNITY_EVENT__KIND_LOST:
+            d->open = 0;
+            break;
+        case KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_CONFIRMED: {
+            const Ka__V1__Period *p = e->forecast_confirmed->period;
+            if (!d->open || strcmp(e->actor_id, d->owner) != 0 ||
+                p->kind != KA__V1__PERIOD_KIND__PERIOD_KIND_MONTH)
+                break; /* refused (not the owner), or a quarter's */
+            int ym = p->year * 12 + p->number - 1, j = 0;
+            while (j < d->nconf && d->conf[j].ym != ym)
+                j++;
+            if (j == d->nconf) {
+                assert_true(d->nconf < 8);
+                d->nconf++;
+            }
+            d->conf[j] = (fc_conf_t){ym, e->forecast_confirmed->category,
+                                     e->header->occurred_at_ms, ""};
+            snprintf(d->conf[j].owner, sizeof d->conf[j].owner, "%s", d->owner);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+
+    /* the company, each month: booked against the forecast at each lead */
+    double worse = 0, acc30_sum = 0;
+    int ok = 1; /* every figure printed before the verdict */
+    for (int m = 0; m < FC_MONTHS; m++) {
+        double acc[3];
+        for (int lead = 0; lead < 3; lead++) {
+            acc[lead] = forecast[lead][m][0] > 0
+                            ? (double)actual[m][0] / (double)forecast[lead][m][0]
+                            : 1e9;
+            printf("# 2026-%02d  %d days  forecast %14lld  booked %14lld  accuracy %7.1f%%\n",
+                   (FC_M0 + m) % 12 + 1, 30 * (lead + 1), forecast[lead][m][0] / 100,
+                   actual[m][0] / 100, acc[lead] < 1e8 ? 100 * acc[lead] : 0.0);
+        }
+        printf("# 2026-%02d  carried by a deal confirmed for it before it began: %.1f%%\n",
+               (FC_M0 + m) % 12 + 1, 100.0 * (double)carried[m] / (double)actual[m][0]);
+        ok &= actual[m][0] > 0;
+        ok &= acc[0] >= 0.7 && acc[0] <= 1.3;
+        ok &= acc[1] >= acc[0] * 0.95 && acc[2] >= acc[0] * 0.95;
+        ok &= carried[m] * 100 >= actual[m][0] * 55;
+        acc30_sum += acc[0];
+        worse += (acc[1] + acc[2]) / 2 - acc[0];
+    }
+    ok &= worse > 0.1 * FC_MONTHS; /* the longer leads forecast clearly less */
+    /* the teams, over the months: some forecast high, some low */
+    int under = 0, over = 0;
+    for (int t = 0; t < nteams; t++) {
+        long long f = 0, a = 0;
+        for (int m = 1; m < FC_MONTHS; m++) {
+            f += forecast[0][m][1 + t];
+            a += actual[m][1 + t];
+        }
+        if (f <= 0 || a <= 0)
+            continue;
+        under += a * 100 < f * 92; /* booked under 92% of its forecast */
+        over += a * 100 > f * 108;
+    }
+    printf("# teams: %d of %d booked under 92%% of their 30-day forecast, %d over 108%%; "
+           "the company's mean accuracy %.1f%%\n",
+           under, nteams, over, 100 * acc30_sum / FC_MONTHS);
+    assert_true(ok);
+    assert_true(under >= 2 && over >= 2);
+
+    for (size_t i = 0; i < om.n; i++)
+        ka__v1__opportunity_event__free_unpacked(oe[i], NULL);
+    for (size_t i = 0; i < rm.n; i++)
+        ka__v1__order_event__free_unpacked(re[i], NULL);
+    free(oe);
+    free(re);
+    free(evs);
+    free(deals);
+    free(order_total);
+    free(undone);
+    it_free_msgs(&om);
+    it_free_msgs(&rm);
+}
+
 /* Every product on file is sold in its family's unit. */
 static void products_come_in_their_familys_unit(void **state)
 {
@@ -332,9 +692,13 @@ static int setup(void **state)
     pg = it_pg(cfg);
     snprintf(opp_topic, sizeof opp_topic, "it.kagen-opp.%s", it_suffix());
     snprintf(order_topic, sizeof order_topic, "it.kagen-order.%s", it_suffix());
+    snprintf(acc_opp_topic, sizeof acc_opp_topic, "it.kagen-acc-opp.%s", it_suffix());
+    snprintf(acc_order_topic, sizeof acc_order_topic, "it.kagen-acc-order.%s", it_suffix());
     const char *brokers = ka_config_str(cfg, "KA_KAFKA_BROKERS");
     if (ka_kafka_create_topic(brokers, opp_topic, 3, err, sizeof err) != KA_OK ||
-        ka_kafka_create_topic(brokers, order_topic, 3, err, sizeof err) != KA_OK) {
+        ka_kafka_create_topic(brokers, order_topic, 3, err, sizeof err) != KA_OK ||
+        ka_kafka_create_topic(brokers, acc_opp_topic, 3, err, sizeof err) != KA_OK ||
+        ka_kafka_create_topic(brokers, acc_order_topic, 3, err, sizeof err) != KA_OK) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
@@ -360,6 +724,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(quotas_follow_the_reps_run_rates),
         cmocka_unit_test(products_come_in_their_familys_unit),
         cmocka_unit_test(confirmations_assessments_and_adjustments),
+        cmocka_unit_test(the_forecast_is_believable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
