@@ -8,6 +8,7 @@
 #include "ka_buf.h"
 #include "ka_cols.h"
 #include "ka_scan.h"
+#include "forecast_gap.h"
 #include "forecast_recompute.h"
 
 #define RECOMPUTE_LOCK 4242015
@@ -57,6 +58,10 @@ typedef struct work {
     pkey_t *pkeys;
     size_t npkeys;
     char month_now[11], quarter_now[11];
+    /* the rows of the current month and quarter the roll-ups changed, for
+     * the gap rule (level unused) */
+    fkey_t *changed;
+    size_t nchanged;
 } work_t;
 
 static void copy(char *dst, size_t len, const char *src)
@@ -117,6 +122,7 @@ static void free_work(work_t *w)
     free(w->opps);
     free(w->keys);
     free(w->pkeys);
+    free(w->changed);
     memset(w, 0, sizeof *w);
 }
 
@@ -264,7 +270,8 @@ static const char *statements[][2] = {
      "SELECT node_id, period_kind, period_start, revision, NULL, now(), raw_closed_minor, "
      "raw_commit_minor, raw_best_case_minor, raw_pipeline_minor, raw_weighted_pipeline_minor, "
      "adj_closed_minor, adj_commit_minor, adj_best_case_minor, adj_pipeline_minor, "
-     "adj_weighted_pipeline_minor, quota_minor FROM up"},
+     "adj_weighted_pipeline_minor, quota_minor FROM up "
+     "RETURNING node_id, period_kind, period_start::text"},
     {"forecast_planning_rollup",
      "WITH k AS (SELECT DISTINCT * FROM unnest($1::text[], $2::date[], $3::text[]) "
      "AS k(sku, month, division)), "
@@ -574,6 +581,10 @@ typedef struct run {
     int limit, taken;
     char *month_checked; /* the caller's; set once this month's re-mark committed */
     char month_now[11];
+    const char *pace; /* KA_FORECAST_PACE as an int[] literal */
+    int64_t now_ms;   /* the worker's clock */
+    char today[11];   /* its UTC date */
+    int fired, resolved, busy;
 } run_t;
 
 static ka_err_t queue_projection(work_t *w, ka_tx_t *tx, proj_t *p, char *errstr, size_t errlen)
@@ -602,6 +613,26 @@ static ka_err_t queue_projection(work_t *w, ka_tx_t *tx, proj_t *p, char *errstr
     return KA_OK;
 }
 
+/* The rows a roll-up changed (one submission each): those of the current
+ * month and quarter are kept for the gap rule. */
+static int collect_changed(void *ud, const ka_pgres_t *res)
+{
+    work_t *w = ud;
+    for (int i = 0; i < ka_pgres_rows(res); i++) {
+        const char *kind = ka_pgres_value(res, i, 1), *start = ka_pgres_value(res, i, 2);
+        if (!kind || !start ||
+            strcmp(start, strcmp(kind, "month") == 0 ? w->month_now : w->quarter_now) != 0)
+            continue;
+        w->changed = ka_realloc(w->changed, (w->nchanged + 1) * sizeof *w->changed);
+        fkey_t *k = &w->changed[w->nchanged++];
+        copy(k->node, sizeof k->node, ka_pgres_value(res, i, 0));
+        copy(k->kind, sizeof k->kind, kind);
+        copy(k->start, sizeof k->start, start);
+        k->level = MAX_LEVEL;
+    }
+    return 0;
+}
+
 static ka_err_t queue_rollups(work_t *w, ka_tx_t *tx, char *errstr, size_t errlen)
 {
     ka_err_t rc = KA_OK;
@@ -620,8 +651,8 @@ static ka_err_t queue_rollups(work_t *w, ka_tx_t *tx, char *errstr, size_t errle
         }
         ka_cols_end(&c, p);
         if (c.rows)
-            rc = ka_pg_pipe_push(ka_tx_pg(tx), "forecast_rollup", 3, p, NULL, NULL, errstr,
-                                 errlen);
+            rc = ka_pg_pipe_push(ka_tx_pg(tx), "forecast_rollup", 3, p, collect_changed, w,
+                                 errstr, errlen);
         ka_cols_free(&c);
     }
     if (rc != KA_OK || !w->npkeys)
@@ -641,6 +672,41 @@ static ka_err_t queue_rollups(work_t *w, ka_tx_t *tx, char *errstr, size_t errle
     return rc;
 }
 
+/* The gap rule for the current rows the roll-ups changed, in their
+ * transaction: the alert moves with the figures, and a rolled-back
+ * recompute moves neither. Another instance's gap scan holding the lock
+ * makes the whole recompute roll back (rn->busy): its marks wait for the
+ * next tick, so no change of figures is left unjudged. */
+static ka_err_t judge_gaps(work_t *w, run_t *rn, ka_tx_t *tx, char *errstr, size_t errlen)
+{
+    ka_err_t rc;
+    int locked;
+    if ((rc = ka_tx_flush(tx, errstr, errlen)) || !w->nchanged)
+        return rc;
+    if ((rc = ka_scan_lock(tx, FORECAST_GAP_LOCK, &locked, errstr, errlen)))
+        return rc;
+    if (!locked) {
+        rn->busy = 1;
+        snprintf(errstr, errlen, "the forecast-gap lock is taken");
+        return KA_ERR_RETRY;
+    }
+    ka_cols_t c;
+    ka_pg_param_t p[3];
+    ka_cols_begin(&c, 3);
+    for (size_t i = 0; i < w->nchanged; i++) {
+        ka_buf_array_add(&c.b[0], w->changed[i].node);
+        ka_buf_array_add(&c.b[1], w->changed[i].kind);
+        ka_buf_array_add(&c.b[2], w->changed[i].start);
+        c.rows++;
+    }
+    ka_cols_end(&c, p);
+    forecast_gap_keys_t keys = {p[0].value, p[1].value, p[2].value, (int)w->nchanged};
+    rc = forecast_gap_judge(tx, rn->pace, rn->today, rn->now_ms, &keys, keys.n, &rn->fired,
+                            &rn->resolved, errstr, errlen);
+    ka_cols_free(&c);
+    return rc;
+}
+
 static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
 {
     run_t *rn = ud;
@@ -654,9 +720,12 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
     memset(&w, 0, sizeof w);
     if ((rc = ka_scan_lock(tx, RECOMPUTE_LOCK, &locked, errstr, errlen)) || !locked)
         return rc;
-    time_t now = (time_t)(ka_now_ms() / 1000);
+    /* The worker's clock, once per run: today, this month and quarter. */
+    rn->now_ms = ka_now_ms();
+    time_t now = (time_t)(rn->now_ms / 1000);
     struct tm tm;
     gmtime_r(&now, &tm);
+    strftime(rn->today, sizeof rn->today, "%Y-%m-%d", &tm);
     strftime(month_now, sizeof month_now, "%Y-%m-01", &tm);
     copy(w.month_now, sizeof w.month_now, month_now);
     forecast_quarter_of(month_now, w.quarter_now);
@@ -711,6 +780,8 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
         rc = expand_ancestors(&w, tx, errstr, errlen);
     if (rc == KA_OK)
         rc = queue_rollups(&w, tx, errstr, errlen);
+    if (rc == KA_OK)
+        rc = judge_gaps(&w, rn, tx, errstr, errlen);
     ka_buf_free(&p.ids);
     ka_cols_free(&p.fl);
     ka_cols_free(&p.pl);
@@ -719,13 +790,15 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
     return rc;
 }
 
-ka_err_t forecast_recompute_run(ka_worker_t *w, int limit, char month_checked[11], int *taken,
-                                char *errstr, size_t errlen)
+ka_err_t forecast_recompute_run(ka_worker_t *w, int limit, char month_checked[11],
+                                const char *pace, int *taken, char *errstr, size_t errlen)
 {
-    run_t rn = {limit, 0, month_checked, ""};
+    run_t rn = {.limit = limit, .month_checked = month_checked, .pace = pace};
     ka_err_t rc = ka_worker_transaction(w, run, &rn, errstr, errlen);
-    *taken = rc == KA_OK ? rn.taken : 0;
-    if (rc == KA_OK && rn.month_now[0])
+    if (rn.busy)
+        rc = KA_OK; /* rolled back: the marks (and the month's re-mark) wait for the next tick */
+    *taken = rc == KA_OK && !rn.busy ? rn.taken : 0;
+    if (rc == KA_OK && !rn.busy && rn.month_now[0])
         copy(month_checked, 11, rn.month_now);
     return rc;
 }

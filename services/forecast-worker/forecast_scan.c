@@ -9,18 +9,19 @@
 #include <strings.h>
 #include <time.h>
 
+#include "forecast_gap.h"
 #include "forecast_scan.h"
 #include "ka/v1/alert.pb-c.h"
 #include "ka_alert.h"
 #include "ka_log.h"
 #include "ka_scan.h"
 
-/* One advisory lock per rule, beside the recompute's 4242015. */
+/* One advisory lock per rule, beside the recompute's 4242015 (and the gap
+ * rule's FORECAST_GAP_LOCK, which the recompute takes too). */
 #define SNAPSHOT_LOCK 4242021
 #define ACCURACY_LOCK 4242022
 #define BASELINE_LOCK 4242023
 #define SLIPPING_LOCK 4242024
-#define GAP_LOCK 4242025
 
 #define DAY_MS 86400000LL
 /* Alert transitions per transaction; a backlog takes a few rounds of one
@@ -39,6 +40,9 @@ struct forecast_scan {
     /* UTC day number (ms / DAY_MS) each daily rule last completed; -1:
      * never in this process. */
     long long snapshot_day, accuracy_day, baseline_day;
+    /* The gap rule is due (its interval came) but has not run: another
+     * instance's recompute or scan held its lock; tried again each tick. */
+    int gap_due;
 };
 
 /* Set by forecast_scan_new when KA_FORECAST_PACE is malformed; makes
@@ -169,21 +173,6 @@ void forecast_scan_free(forecast_scan_t *s)
 
 /* Alerts ------------------------------------------------------------------------ */
 
-/* 1234567 minor units -> "12,345.67" (the deployment's currency has cents). */
-static void money(const char *minor, char *out, size_t len)
-{
-    long long v = strtoll(minor, NULL, 10), a = v < 0 ? -v : v;
-    char digits[32], grouped[48];
-    int n = snprintf(digits, sizeof digits, "%lld", a / 100), g = 0;
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            grouped[g++] = ',';
-        grouped[g++] = digits[i];
-    }
-    grouped[g] = '\0';
-    snprintf(out, len, "%s%s.%02lld", v < 0 ? "-" : "", grouped, a % 100);
-}
-
 static ka_err_t slipping_alert(ka_tx_t *tx, const char *opp, const char *owner,
                                const char *close, const char *pushes, const char *reason,
                                const char *outcome, int64_t starts_ms, int64_t at_ms, int firing,
@@ -221,56 +210,6 @@ static ka_err_t slipping_alert(ka_tx_t *tx, const char *opp, const char *owner,
         .at_ms = at_ms,
     };
     return ka_alert_transition(tx, &a, firing, errstr, errlen);
-}
-
-/* "2026-03" for a month, "2026-Q1" for a quarter starting "YYYY-MM-01". */
-static void period_label(const char *kind, const char *start, char *out, size_t len)
-{
-    unsigned y = 0, m = 1;
-    if (sscanf(start, "%4u-%2u", &y, &m) != 2 || m < 1 || m > 12)
-        m = 1;
-    if (strcmp(kind, "quarter") == 0)
-        snprintf(out, len, "%04u-Q%u", y % 10000, (m - 1) / 3 + 1);
-    else
-        snprintf(out, len, "%04u-%02u", y % 10000, m);
-}
-
-static ka_err_t gap_alert(ka_tx_t *tx, const char *node, const char *kind, const char *start,
-                          const char *quota, const char *actual, const char *expected,
-                          int64_t starts_ms, int64_t at_ms, int firing, const char *why,
-                          char *errstr, size_t errlen)
-{
-    char fp[KA_FINGERPRINT_LEN], summary[320], period[24], q[64], a_[64], e[64];
-    const char *labels[] = {node, kind};
-    ka_alert_fingerprint(fp, "forecast_gap", labels, 2);
-    period_label(kind, start, period, sizeof period);
-    money(quota, q, sizeof q);
-    money(actual, a_, sizeof a_);
-    money(expected, e, sizeof e);
-    if (firing)
-        snprintf(summary, sizeof summary, "node %s is behind pace for %s: closed + commit %s, "
-                 "%s expected by now (quota %s)", node, period, a_, e, q);
-    else
-        snprintf(summary, sizeof summary, "node %s %s for %s: closed + commit %s, %s expected "
-                 "(quota %s)", node, why, period, a_, e, q);
-    const char *keys[] = {"node_id", "period", "period_kind", "period_start", "expected_minor",
-                          "actual_minor", "quota_minor"};
-    const char *vals[] = {node, period, kind, start, expected, actual, quota};
-    ka_alert_t al = {
-        .type = "forecast_gap",
-        .proto_type = KA__V1__ALERT_TYPE__ALERT_TYPE_FORECAST_GAP,
-        .severity = "warning",
-        .subject_kind = "node",
-        .subject_id = node,
-        .fingerprint = fp,
-        .summary = summary,
-        .detail_keys = keys,
-        .detail_values = vals,
-        .ndetails = 7,
-        .starts_at_ms = starts_ms,
-        .at_ms = at_ms,
-    };
-    return ka_alert_transition(tx, &al, firing, errstr, errlen);
 }
 
 /* Statements ---------------------------------------------------------------------- */
@@ -403,51 +342,11 @@ static const char *statements[][2] = {
      "'opportunity' AND (o.id IS NULL OR o.status <> 'open' OR ((o.expected_close_date IS NULL "
      "OR o.expected_close_date >= $1::date) AND coalesce(CASE WHEN fo.pushes_quarter = $2::date "
      "THEN fo.pushes END, 0) <= $3::int)) ORDER BY al.starts_at, al.subject_id LIMIT $4::int"},
-    /* Firing gap alerts of a period that is no longer current, or whose row
-     * or quota went: the episode is over. */
-    {"fscan_gap_over",
-     "SELECT al.subject_id, al.details->>'period_kind', al.details->>'period_start', "
-     "coalesce(f.quota_minor::text, al.details->>'quota_minor', '0'), "
-     "coalesce((f.adj_closed_minor + f.adj_commit_minor)::text, al.details->>'actual_minor', "
-     "'0'), coalesce(al.details->>'expected_minor', '0'), " MS("al.starts_at") ", "
-     "CASE WHEN f.node_id IS NULL THEN 'has no forecast any more' "
-     "WHEN f.quota_minor IS NULL THEN 'has no quota any more' "
-     "ELSE 'period ended' END "
-     "FROM alert_state al LEFT JOIN forecast f ON f.node_id = al.subject_id "
-     "AND f.period_kind = al.details->>'period_kind' "
-     "AND f.period_start::text = al.details->>'period_start' "
-     "WHERE al.type = 'forecast_gap' AND al.status = 'firing' AND al.subject_kind = 'node' "
-     "AND (f.node_id IS NULL OR f.quota_minor IS NULL "
-     "OR f.period_start <> date_trunc(f.period_kind, $1::date::timestamp)::date) "
-     "ORDER BY al.starts_at, al.subject_id"},
-    /* The current month's and quarter's rows with a quota: expected = quota
-     * x pace(e / n), e = days of the period before today, n = its days; the
-     * pace ($2, cumulative % at the end of each tenth) is interpolated
-     * linearly within the tenth k = floor(10e / n). Rows whose state must
-     * change: behind without a firing alert, or caught up with one. */
-    {"fscan_gap",
-     "WITH c AS (SELECT f.node_id, f.period_kind, f.period_start, f.quota_minor, "
-     "f.adj_closed_minor + f.adj_commit_minor AS actual, $1::date - f.period_start AS e, "
-     PERIOD_END("f") " - f.period_start AS n FROM forecast f WHERE f.quota_minor IS NOT NULL "
-     "AND f.period_start = date_trunc(f.period_kind, $1::date::timestamp)::date), "
-     "k AS (SELECT c.*, (10 * c.e) / c.n AS k FROM c), "
-     "p AS (SELECT k.*, CASE WHEN k.k = 0 THEN 0 ELSE ($2::int[])[k.k] END AS lo, "
-     "($2::int[])[k.k + 1] AS hi FROM k), "
-     "x AS (SELECT p.*, round(p.quota_minor::numeric * (p.lo * p.n + (p.hi - p.lo) * "
-     "(10 * p.e - p.k * p.n)) / (100 * p.n))::bigint AS expected FROM p) "
-     "SELECT x.node_id, x.period_kind, x.period_start::text, x.quota_minor, x.actual, "
-     "x.expected, x.actual < x.expected, " MS("al.starts_at") " FROM x "
-     "LEFT JOIN alert_state al ON al.subject_kind = 'node' AND al.subject_id = x.node_id "
-     "AND al.type = 'forecast_gap' AND al.status = 'firing' "
-     "AND al.details->>'period_kind' = x.period_kind "
-     "AND al.details->>'period_start' = x.period_start::text "
-     "WHERE (x.actual < x.expected) <> (al.fingerprint IS NOT NULL) "
-     "ORDER BY x.node_id, x.period_kind LIMIT $3::int"},
 };
 
-/* Also prepares the alert statements (ka_alert_prepare): the scan is the
- * forecast worker's only source of alerts, so the worker must not prepare
- * them a second time. */
+/* Also prepares the alert statements (ka_alert_prepare) and the gap rule's
+ * (forecast_gap_prepare), which the recompute shares: the worker must not
+ * prepare them a second time. */
 ka_err_t forecast_scan_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
     ka_err_t rc;
@@ -455,7 +354,8 @@ ka_err_t forecast_scan_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         snprintf(errstr, errlen, "%s", pace_error);
         return KA_ERR_CONFIG;
     }
-    if ((rc = ka_alert_prepare(pg, errstr, errlen)) != KA_OK)
+    if ((rc = ka_alert_prepare(pg, errstr, errlen)) != KA_OK ||
+        (rc = forecast_gap_prepare(pg, errstr, errlen)) != KA_OK)
         return rc;
     return ka_pg_prepare_all(pg, statements, sizeof statements / sizeof statements[0], errstr,
                              errlen);
@@ -584,49 +484,13 @@ static ka_err_t run_slipping(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
 static ka_err_t run_gap(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
 {
     run_t *r = ud;
-    char limit[16];
-    ka_rows_t rows;
     ka_err_t rc;
-    snprintf(limit, sizeof limit, "%d", SCAN_LIMIT);
-    if ((rc = ka_scan_lock(tx, GAP_LOCK, &r->locked, errstr, errlen)) || !r->locked)
+    if ((rc = ka_scan_lock(tx, FORECAST_GAP_LOCK, &r->locked, errstr, errlen)) || !r->locked)
         return rc;
-
-    /* Episodes of periods that are over first: the same fingerprint (node,
-     * period kind) may fire again for the new period below. */
-    const char *op[] = {r->today};
-    if ((rc = ka_rows_query(tx, "fscan_gap_over", 1, op, &rows, errstr, errlen)))
+    if ((rc = forecast_gap_judge(tx, r->s->pace, r->today, r->now_ms, NULL, SCAN_LIMIT,
+                                 &r->fired, &r->resolved, errstr, errlen)))
         return rc;
-    for (int i = 0; rc == KA_OK && i < rows.nrows; i++) {
-        rc = gap_alert(tx, ka_rows_str(&rows, i, 0), ka_rows_str(&rows, i, 1),
-                       ka_rows_str(&rows, i, 2), ka_rows_str(&rows, i, 3),
-                       ka_rows_str(&rows, i, 4), ka_rows_str(&rows, i, 5),
-                       ka_rows_int(&rows, i, 6, 0), r->now_ms, 0, ka_rows_str(&rows, i, 7),
-                       errstr, errlen);
-        r->resolved++;
-    }
-    ka_rows_free(&rows);
-    if (rc != KA_OK)
-        return rc;
-
-    const char *p[] = {r->today, r->s->pace, limit};
-    if ((rc = ka_rows_query(tx, "fscan_gap", 3, p, &rows, errstr, errlen)))
-        return rc;
-    for (int i = 0; rc == KA_OK && i < rows.nrows; i++) {
-        int behind = ka_rows_str(&rows, i, 6)[0] == 't';
-        rc = gap_alert(tx, ka_rows_str(&rows, i, 0), ka_rows_str(&rows, i, 1),
-                       ka_rows_str(&rows, i, 2), ka_rows_str(&rows, i, 3),
-                       ka_rows_str(&rows, i, 4), ka_rows_str(&rows, i, 5),
-                       behind ? r->now_ms : ka_rows_int(&rows, i, 7, r->now_ms), r->now_ms,
-                       behind, "caught up", errstr, errlen);
-        if (behind)
-            r->fired++;
-        else
-            r->resolved++;
-    }
-    ka_rows_free(&rows);
-    if (rc == KA_OK)
-        rc = ka_scan_record(tx, "forecast_gap", r->now_ms, r->fired, r->resolved, errstr, errlen);
-    return rc;
+    return ka_scan_record(tx, "forecast_gap", r->now_ms, r->fired, r->resolved, errstr, errlen);
 }
 
 /* Runs a daily rule unless it completed today (by the worker's clock) in this
@@ -654,12 +518,44 @@ static void daily(forecast_scan_t *s, ka_worker_t *w, long long *done_day, const
            r.today, "rows", r.rows);
 }
 
+/* The gap rule over every node-period; a failure is logged and waits for
+ * the next interval. Its lock taken (a recompute judging the node-periods it
+ * changed, or another instance's scan) leaves it due for the next tick:
+ * skipping the interval would leave the pace's daily move unjudged. */
+static void scan_gap(forecast_scan_t *s, ka_worker_t *w)
+{
+    char err[KA_ERRSTR_SIZE];
+    run_t g;
+    run_init(&g, s);
+    if (ka_worker_transaction(w, run_gap, &g, err, sizeof err) != KA_OK) {
+        ka_log(KA_LOG_WARN, "forecast-gap scan failed", "{s:s}", "error", err);
+        s->gap_due = 0;
+        return;
+    }
+    if (!g.locked)
+        return;
+    s->gap_due = 0;
+    if (g.fired || g.resolved)
+        ka_log(KA_LOG_INFO, "forecast-gap scan", "{s:i,s:i}", "fired", g.fired, "resolved",
+               g.resolved);
+}
+
+const char *forecast_scan_pace(const forecast_scan_t *s)
+{
+    return s->pace;
+}
+
 void forecast_scan_tick(forecast_scan_t *s, ka_worker_t *w)
 {
     char err[KA_ERRSTR_SIZE];
     int64_t mono = mono_ms();
-    if (!s || mono < s->next_mono)
+    if (!s)
         return;
+    if (mono < s->next_mono) {
+        if (s->gap_due)
+            scan_gap(s, w);
+        return;
+    }
     s->next_mono = mono + s->interval_ms;
 
     daily(s, w, &s->snapshot_day, "snapshots", run_snapshots);
@@ -680,11 +576,6 @@ void forecast_scan_tick(forecast_scan_t *s, ka_worker_t *w)
             break;
     }
 
-    run_t g;
-    run_init(&g, s);
-    if (ka_worker_transaction(w, run_gap, &g, err, sizeof err) != KA_OK)
-        ka_log(KA_LOG_WARN, "forecast-gap scan failed", "{s:s}", "error", err);
-    else if (g.fired || g.resolved)
-        ka_log(KA_LOG_INFO, "forecast-gap scan", "{s:i,s:i}", "fired", g.fired, "resolved",
-               g.resolved);
+    s->gap_due = 1;
+    scan_gap(s, w);
 }

@@ -22,9 +22,12 @@
  *   slipping   slipping_deal alerts: an open deal whose expected close date
  *              passed, or pushed out more than twice in a quarter; resolved
  *              when it closes or has a realistic date again;
- *   gap        forecast_gap alerts: adjusted closed + commit behind the
- *              quota's pace (KA_FORECAST_PACE) for the current period;
- *              resolved when it catches up. */
+ *   gap        forecast_gap alerts (forecast_gap.h) over every node-period:
+ *              adjusted closed + commit behind the quota's pace
+ *              (KA_FORECAST_PACE) for the current period; resolved when it
+ *              catches up. The recompute judges the rows it changes at
+ *              once; the scan catches what the clock moves (the pace, a new
+ *              period) and whatever came before. */
 
 typedef struct forecast_scan forecast_scan_t;
 
@@ -35,6 +38,10 @@ forecast_scan_t *forecast_scan_new(const ka_config_t *cfg);
 void forecast_scan_free(forecast_scan_t *s);
 
 ka_err_t forecast_scan_prepare(ka_pg_t *pg, char *errstr, size_t errlen);
+
+/* The pace as a PostgreSQL int[] literal, for forecast_gap_judge; lives as
+ * long as s. */
+const char *forecast_scan_pace(const forecast_scan_t *s);
 
 /* Runs the rules that are due (from handler.tick). */
 void forecast_scan_tick(forecast_scan_t *s, ka_worker_t *w);

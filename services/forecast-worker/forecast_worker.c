@@ -259,7 +259,8 @@ static void forecast_tick(void *ud, ka_worker_t *w)
         int taken = RECOMPUTE_LIMIT;
         ctx->next_recompute_mono = mono + RECOMPUTE_EVERY_MS;
         for (int round = 0; round < RECOMPUTE_ROUNDS && taken == RECOMPUTE_LIMIT; round++)
-            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, ctx->month_checked, &taken, err,
+            if (forecast_recompute_run(w, RECOMPUTE_LIMIT, ctx->month_checked,
+                                       forecast_scan_pace(ctx->scan), &taken, err,
                                        sizeof err) != KA_OK) {
                 ka_log(KA_LOG_WARN, "forecast recompute failed", "{s:s}", "error", err);
                 break;

@@ -19,7 +19,11 @@
  *   - `kactl load quotas` while the worker runs gives a rep with no deal and
  *     no order its forecast row (quota, gap = quota) within seconds, and the
  *     gap alert of the rep most behind pace; a changed quota follows; each
- *     ancestor keeps its own quota; kactl forecast says `no quota` and `met`. */
+ *     ancestor keeps its own quota; kactl forecast says `no quota` and `met`;
+ *   - with the periodic scan ten minutes away, a quota loaded for a rep
+ *     behind pace fires its gap alerts (and its team's) within seconds, and
+ *     an order that catches May up resolves them within seconds, the
+ *     quarter still behind firing on. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -899,6 +903,97 @@ static void a_loaded_quota_reaches_the_forecast_and_its_gap_alert_while_running(
     assert_null(strstr(line, "met"));
 }
 
+/* Waits up to 10 s for `want` alert_history rows of the transition. */
+static void wait_alert_rows_soon(const char *type, const char *subject, const char *transition,
+                                 long long want)
+{
+    for (int i = 0; i < 100 && alert_rows(type, subject, transition) < want; i++)
+        usleep(100 * 1000);
+    assert_int_equal(alert_rows(type, subject, transition), want);
+}
+
+/* The scan's record of the gap rule for this run's worker: its clock and
+ * when it finished. */
+static void gap_scan_record(const run_t *r, char out[256])
+{
+    const char *args[] = {r->group};
+    q_text("SELECT clock_at::text || ' ' || finished_at::text FROM scan_run WHERE name = "
+           "'forecast_gap' AND consumer_group = $1", 1, args, out);
+}
+
+static void the_pace_alert_follows_a_quota_and_an_order_without_waiting_for_the_scan(
+    void **state)
+{
+    static run_t r;
+    static const char *slow = "KA_SCAN_INTERVAL_MS=600000";
+    char team[64], rep[64], acct[80], rows[512], v[256], scanned[256], now[256];
+    (void)state;
+    init_run(&r, "p");
+    add_node(team, sizeof team, "fpt", &r, r.division, "team");
+    add_node(rep, sizeof rep, "fpr", &r, team, "rep"); /* no deal, no order yet */
+    snprintf(acct, sizeof acct, "facct-%s", r.sfx);
+    account(acct, rep);
+
+    /* The scans run once at start, then not for ten minutes: only the
+     * recompute can move the alerts below. */
+    r.extra[0] = slow;
+    int64_t clock = midday("2025-05-16");
+    pid_t pid = spawn(&r, clock);
+    wait_scan(&r, "forecast_gap", clock);
+    gap_scan_record(&r, scanned);
+
+    /* Today 2025-05-16, linear pace: 15/31 of May and 45/91 of the quarter
+     * gone. The rep's 1,000,000 expects 483871 by now, its quarter's 3,000,000
+     * 1483516, the team's May 400,000 193548; nothing there: all three behind,
+     * within seconds of the load. */
+    snprintf(rows, sizeof rows,
+             "%s,month,2025-05-01,1000000\n%s,quarter,2025-04-01,3000000\n"
+             "%s,month,2025-05-01,400000\n",
+             rep, rep, team);
+    load_quotas(&r, rows);
+    wait_alert_rows_soon("forecast_gap", rep, "firing", 2);
+    wait_alert_rows_soon("forecast_gap", team, "firing", 1);
+    const char *ra[] = {rep}, *ta[] = {team};
+    q_text("SELECT string_agg((details->>'period') || ' ' || (details->>'expected_minor') || "
+           "' ' || (details->>'actual_minor'), ', ' ORDER BY details->>'period') FROM "
+           "alert_state WHERE subject_id = $1 AND type = 'forecast_gap' AND status = 'firing'",
+           1, ra, v);
+    assert_string_equal(v, "2025-05 483871 0, 2025-Q2 1483516 0");
+    q_text("SELECT (details->>'expected_minor') || ' ' || (details->>'actual_minor') FROM "
+           "alert_state WHERE subject_id = $1 AND type = 'forecast_gap' AND status = 'firing'",
+           1, ta, v);
+    assert_string_equal(v, "193548 0");
+
+    /* An order booked for 5,000.00, as the order worker leaves it (the
+     * actual and the marks of the rep's month and quarter): May caught up
+     * for the rep and the team, resolved once each; the quarter still
+     * behind (500000 of 1483516), its episode goes on. */
+    const char *ar[] = {acct, rep};
+    sql("INSERT INTO actual (account_id, sku, node_id, period_month, amount_minor) "
+        "VALUES ($1, 'SKU-0001', $2, '2025-05-01', 500000)", 2, ar);
+    sql("INSERT INTO forecast_dirty (node_id, period_kind, period_start) VALUES "
+        "($1, 'month', '2025-05-01'), ($1, 'quarter', '2025-04-01')", 1, ra);
+    wait_alert_rows_soon("forecast_gap", rep, "resolved", 1);
+    wait_alert_rows_soon("forecast_gap", team, "resolved", 1);
+    q_text("SELECT string_agg(status || ' ' || (details->>'period') || ' ' || "
+           "(details->>'actual_minor'), ', ' ORDER BY details->>'period') FROM alert_state "
+           "WHERE subject_id = $1 AND type = 'forecast_gap'", 1, ra, v);
+    assert_string_equal(v, "resolved 2025-05 500000, firing 2025-Q2 0");
+    q_text("SELECT status || ' ' || summary FROM alert_state WHERE subject_id = $1 AND "
+           "type = 'forecast_gap'", 1, ta, v);
+    assert_non_null(strstr(v, "resolved"));
+    assert_non_null(strstr(v, "caught up"));
+    /* Nothing judged twice: one transition each, and the quarter fired once. */
+    assert_int_equal(alert_rows("forecast_gap", rep, "firing"), 2);
+    assert_int_equal(alert_rows("forecast_gap", rep, "resolved"), 1);
+    assert_int_equal(alert_rows("forecast_gap", team, "firing"), 1);
+
+    /* ... and no scan ran meanwhile. */
+    gap_scan_record(&r, now);
+    assert_string_equal(now, scanned);
+    stop(pid);
+}
+
 static int setup(void **state)
 {
     char err[KA_ERRSTR_SIZE];
@@ -948,6 +1043,9 @@ int main(int argc, char **argv)
                                   kill_leftovers),
         cmocka_unit_test_teardown(
             a_loaded_quota_reaches_the_forecast_and_its_gap_alert_while_running,
+            kill_leftovers),
+        cmocka_unit_test_teardown(
+            the_pace_alert_follows_a_quota_and_an_order_without_waiting_for_the_scan,
             kill_leftovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
