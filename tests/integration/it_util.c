@@ -417,3 +417,12 @@ int it_sh(const char *cmd, char *out, size_t len)
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+void it_wait_group(ka_pg_t *pg, const char *group, long long want)
+{
+    long long got = it_pg_wait(pg,
+                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
+                               "WHERE consumer_group = $1",
+                               group, want, 90000);
+    assert_int_equal(got, want);
+}

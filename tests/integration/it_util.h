@@ -37,6 +37,10 @@ long long it_pg_int_args(ka_pg_t *pg, const char *sql, int n, const char *const 
 long long it_pg_wait(ka_pg_t *pg, const char *sql, const char *p1, long long want,
                      int timeout_ms);
 
+/* Waits (90 s at most) until consumer group `group` has committed `want`
+ * offsets over its partitions; fails the test otherwise. */
+void it_wait_group(ka_pg_t *pg, const char *group, long long want);
+
 /* Produces synchronously (waits for the delivery report); fails the test when
  * Kafka does not confirm. */
 void it_produce(ka_producer_t *kp, const char *topic, const char *key, const void *payload,

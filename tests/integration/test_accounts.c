@@ -205,15 +205,6 @@ static void stop(int which)
     live[which] = 0;
 }
 
-static void wait_group(const char *group, long long want)
-{
-    long long got = it_pg_wait(pg,
-                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
-                               "WHERE consumer_group = $1",
-                               group, want, 90000);
-    assert_int_equal(got, want);
-}
-
 /* Each worker of the run, one at a time: start it, let it consume what was
  * produced for it, stop it. */
 static void run_worker(const run_t *r, int which)
@@ -221,7 +212,7 @@ static void run_worker(const run_t *r, int which)
     const char *groups[] = {r->visit_group, r->opp_group, r->order_group};
     long long want[] = {r->nvisits, r->nopps, r->norders};
     spawn(r, which, 25);
-    wait_group(groups[which], want[which]);
+    it_wait_group(pg, groups[which], want[which]);
     stop(which);
 }
 
@@ -512,8 +503,8 @@ static void workers_racing_on_one_code_agree(void **state)
     }
     spawn(&r, 0, 1);
     spawn(&r, 2, 1);
-    wait_group(r.visit_group, r.nvisits);
-    wait_group(r.order_group, r.norders);
+    it_wait_group(pg, r.visit_group, r.nvisits);
+    it_wait_group(pg, r.order_group, r.norders);
     stop(0);
     stop(2);
     for (int i = 0; i < NRACE; i++) {
@@ -587,7 +578,7 @@ static void a_worker_waits_for_a_code_another_holds(void **state)
     if (ka_pg_exec(other, "COMMIT", err, sizeof err) != KA_OK)
         fail_msg("%s", err);
     ka_pg_free(other);
-    wait_group(r.visit_group, r.nvisits);
+    it_wait_group(pg, r.visit_group, r.nvisits);
     q_text(got, "SELECT account_id FROM visit WHERE event_id = $1", ev);
     assert_string_equal(got, code_id);
     q_text(got, "SELECT coalesce(credit_code, '(no code)') FROM account WHERE id = $1", id);

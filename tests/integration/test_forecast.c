@@ -182,21 +182,12 @@ static void stop_all(int sig)
         }
 }
 
-static void wait_group(const char *group, long long want)
-{
-    long long sum = it_pg_wait(pg,
-                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
-                               "WHERE consumer_group = $1",
-                               group, want, 90000);
-    assert_int_equal(sum, want);
-}
-
 /* Everything consumed, and the forecast worker's queue empty. */
 static void wait_settled(const run_t *r, int extra_opp_events)
 {
-    wait_group(r->g_opp, r->opp_events + extra_opp_events);
-    wait_group(r->g_order, r->order_events);
-    wait_group(r->g_forecast, r->opp_events + extra_opp_events);
+    it_wait_group(pg, r->g_opp, r->opp_events + extra_opp_events);
+    it_wait_group(pg, r->g_order, r->order_events);
+    it_wait_group(pg, r->g_forecast, r->opp_events + extra_opp_events);
     long long left = it_pg_wait(pg, "SELECT count(*) FROM forecast_dirty WHERE $1::text IS NOT NULL",
                                 "x", 0, 60000);
     assert_int_equal(left, 0);

@@ -278,20 +278,11 @@ static void spawn_all(void)
     live[2] = it_spawn(forecast_worker, f);
 }
 
-static void wait_group(const char *group, long long want)
-{
-    long long sum = it_pg_wait(pg,
-                               "SELECT coalesce(sum(next_offset), 0) FROM consumer_offset "
-                               "WHERE consumer_group = $1",
-                               group, want, 90000);
-    assert_int_equal(sum, want);
-}
-
 static void wait_consumed(void)
 {
-    wait_group(R.g_opp, R.opp_events);
-    wait_group(R.g_order, R.order_events);
-    wait_group(R.g_forecast, R.opp_events);
+    it_wait_group(pg, R.g_opp, R.opp_events);
+    it_wait_group(pg, R.g_order, R.order_events);
+    it_wait_group(pg, R.g_forecast, R.opp_events);
 }
 
 static void init_run(const char *tag)
