@@ -284,8 +284,9 @@ void repeat_events(gen_t *g, const ogen_t *og)
             project ? "02" : "03", r->estimate, r->rep);
         g->events[g->nevents - 1].close_ms = r->close;
         g->events[g->nevents - 1].acct = r->acct + 1;
-        confirm(g, r->confirmed, r->opp, r->ym,
-                KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_BEST_CASE);
+        if (happens(g, r, r->confirmed))
+            confirm(g, r->confirmed, r->opp, r->ym,
+                    KA__V1__FORECAST_CATEGORY__FORECAST_CATEGORY_BEST_CASE);
         /* the plan firms: products, quantities, the revised amount; commit */
         if (happens(g, r, r->committed)) {
             add(g, r->committed, r->opp, KA__V1__OPPORTUNITY_EVENT__KIND_UPDATED, NULL,

@@ -466,11 +466,18 @@ static void the_forecast_is_believable(void **state)
     for (size_t i = 0; i < om.n; i++) {
         oe[i] = ka__v1__opportunity_event__unpack(NULL, om.m[i]->len, om.m[i]->payload);
         assert_non_null(oe[i]);
+        /* nothing after now: a worker dead-letters a future event (time_out_of_range) */
+        if (oe[i]->header->occurred_at_ms > now_ms)
+            fail_msg("%s: opportunity event at %lld, after now (%lld)", oe[i]->header->event_id,
+                     (long long)oe[i]->header->occurred_at_ms, now_ms);
         evs[nev++] = (fc_ev_t){oe[i]->header->occurred_at_ms, 0, i};
     }
     for (size_t i = 0; i < rm.n; i++) {
         re[i] = ka__v1__order_event__unpack(NULL, rm.m[i]->len, rm.m[i]->payload);
         assert_non_null(re[i]);
+        if (re[i]->header->occurred_at_ms > now_ms)
+            fail_msg("%s: order event at %lld, after now (%lld)", re[i]->header->event_id,
+                     (long long)re[i]->header->occurred_at_ms, now_ms);
         evs[nev++] = (fc_ev_t){re[i]->header->occurred_at_ms, 1, i};
     }
     qsort(evs, nev, sizeof *evs, fc_by_time);
