@@ -35,7 +35,7 @@ typedef struct key_def {
 #define FILE_SUFFIX "_FILE"
 
 static const key_def_t keys[] = {
-    {"KA_KAFKA_BROKERS", KEY_STR, "127.0.0.1:59092", 0, 0, NULL,
+    {"KA_KAFKA_BROKERS", KEY_STR, "127.0.0.1:19092", 0, 0, NULL,
      "Kafka bootstrap servers (host:port, comma-separated)", 0},
     {"KA_KAFKA_SECURITY_PROTOCOL", KEY_ENUM, "plaintext", 0, 0,
      "plaintext|ssl|sasl_plaintext|sasl_ssl", "how clients talk to the brokers", 0},
@@ -59,7 +59,7 @@ static const key_def_t keys[] = {
      "a file holding KA_KAFKA_SSL_KEY_PASSWORD", KF_OPTIONAL | KF_FILE},
     {"KA_KAFKA_SSL_ENDPOINT_IDENTIFICATION", KEY_ENUM, "https", 0, 0, "https|none",
      "check the broker's certificate names its host (https) or not (none)", 0},
-    {"KA_PG_DSN", KEY_STR, "host=127.0.0.1 port=55432 dbname=ka user=ka", 0, 0, NULL,
+    {"KA_PG_DSN", KEY_STR, "host=127.0.0.1 port=15432 dbname=ka user=ka", 0, 0, NULL,
      "libpq connection string of the store of record (each worker its own user, "
      "docs/security.md)", KF_DSN},
     {"KA_PG_PASSWORD", KEY_STR, "", 0, 0, NULL,
@@ -68,7 +68,7 @@ static const key_def_t keys[] = {
     {"KA_PG_PASSWORD_FILE", KEY_STR, "", 0, 0, NULL, "a file holding KA_PG_PASSWORD",
      KF_OPTIONAL | KF_FILE},
     {"KA_REDIS_HOST", KEY_STR, "127.0.0.1", 0, 0, NULL, "Redis host of the real-time cache", 0},
-    {"KA_REDIS_PORT", KEY_INT, "56379", 1, 65535, NULL, "Redis port", 0},
+    {"KA_REDIS_PORT", KEY_INT, "16379", 1, 65535, NULL, "Redis port", 0},
     {"KA_REDIS_USERNAME", KEY_STR, "", 0, 0, NULL, "Redis ACL user (default: the default user)",
      KF_OPTIONAL},
     {"KA_REDIS_PASSWORD", KEY_STR, "", 0, 0, NULL, "Redis password (AUTH on every connect)",
@@ -139,7 +139,7 @@ static const key_def_t keys[] = {
     {"KA_LOG_LEVEL", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe level logged", 0},
     {"KA_CE_SOURCE", KEY_STR, NULL, 0, 0, NULL,
      "CloudEvents source of published events (default: urn:ka:<service>)", 0},
-    {"KA_ALERTMANAGER_URLS", KEY_STR, "http://127.0.0.1:59096", 0, 0, NULL,
+    {"KA_ALERTMANAGER_URLS", KEY_STR, "http://127.0.0.1:19096", 0, 0, NULL,
      "alert bridge: the Alertmanagers alerts are posted to, comma-separated base URLs (each "
      "member of a cluster, as Prometheus posts to every one)", 0},
     {"KA_ALERTMANAGER_TIMEOUT_MS", KEY_INT, "2000", 100, 60000, NULL,

@@ -99,7 +99,7 @@ class Env:
             if not os.access(path, os.X_OK):
                 raise SystemExit(f"--{k}-worker {path}: not an executable")
         return cls(os.environ["KA_PG_DSN"], os.environ.get("KA_REDIS_HOST", "127.0.0.1"),
-                   int(os.environ.get("KA_REDIS_PORT", "56379")), os.environ["KA_KAFKA_BROKERS"],
+                   int(os.environ.get("KA_REDIS_PORT", "16379")), os.environ["KA_KAFKA_BROKERS"],
                    bins, args.proto_dir, getattr(args, "kactl", None))
 
     # PostgreSQL through psql: values travel as psql variables (-v), which

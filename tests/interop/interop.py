@@ -47,7 +47,7 @@ def main():
     generate_python(args.proto_dir, tmp)
     from ka.v1 import alert_pb2, common_pb2, visit_pb2  # noqa: E402
 
-    brokers = os.environ.get("KA_KAFKA_BROKERS", "127.0.0.1:59092")
+    brokers = os.environ.get("KA_KAFKA_BROKERS", "127.0.0.1:19092")
     suffix = uuid.uuid4().hex[:12]
     in_topic, echo_topic, dlq_topic = (f"interop.{n}.{suffix}" for n in ("visit", "echo", "dlq"))
     admin = AdminClient({"bootstrap.servers": brokers})

@@ -28,7 +28,7 @@ static void defaults_apply_without_environment(void **state)
     char *env[] = {NULL};
     ka_config_t *cfg = ka_config_load_env("visit-worker", NULL, env, err, sizeof err);
     assert_non_null(cfg);
-    assert_string_equal(ka_config_str(cfg, "KA_KAFKA_BROKERS"), "127.0.0.1:59092");
+    assert_string_equal(ka_config_str(cfg, "KA_KAFKA_BROKERS"), "127.0.0.1:19092");
     assert_string_equal(ka_config_str(cfg, "KA_CONSUMER_GROUP"), "ka-visit-worker");
     assert_string_equal(ka_config_str(cfg, "KA_CE_SOURCE"), "urn:ka:visit-worker");
     assert_int_equal(ka_config_int(cfg, "KA_BATCH_MAX_EVENTS"), 2000);
