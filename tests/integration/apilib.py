@@ -206,6 +206,12 @@ class PgProxy:
 
     def down(self):
         self.up = False
+        # shutdown wakes the thread blocked in accept(); close alone leaves
+        # the socket listening until accept returns.
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.ls.close()
         with self.lock:
             for s in self.conns:
