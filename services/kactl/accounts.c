@@ -10,6 +10,7 @@
 
 #include "account_conflicts.h"
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "kactl.h"
 #include "ui.h"
 
@@ -21,9 +22,7 @@
 
 /* Trailing 12 months as the tier scan counts them: this month (UTC) and the
  * eleven before. */
-#define LAST_12_MONTHS(col)                                                                       \
-    col " >= (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '11 months')::date AND " \
-    col " <= (now() AT TIME ZONE 'UTC')::date"
+#define LAST_12_MONTHS(col) KA_SQL_LAST_12_MONTHS(col)
 
 /* Text tables ------------------------------------------------------------------ */
 

@@ -8,6 +8,7 @@
 
 #include "ka_buf.h"
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "ka_redis.h"
 #include "kactl.h"
 #include "ui.h"
@@ -124,18 +125,16 @@ static int show(const ka_config_t *cfg, ka_pg_t *pg, ka_redis_t *rds, const char
     const char *source = "PostgreSQL";
     (void)cfg;
 
-    if (ka_pg_query(pg, "SELECT code, name, win_probability_bp, is_closed FROM funnel_stage "
-                        "WHERE definition_id = $1 AND NOT is_closed ORDER BY ordinal",
-                    1, &p1, read_stages, &f, err, sizeof err) != KA_OK) {
+    if (ka_pg_query(pg, KA_SQL_FUNNEL_STAGES, 1, &p1, read_stages, &f, err, sizeof err) != KA_OK) {
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
     }
-    snprintf(key, sizeof key, "ka:funnel:%s:%s", node, def);
+    snprintf(key, sizeof key, KA_REDIS_FUNNEL_KEY_FMT, node, def);
     int warm = 0;
     if (rds) {
         char *marker = NULL;
         /* Any worker's ready marker means the cache was built from PostgreSQL. */
-        if (ka_redis_get(rds, "ka:cache:ready:ka-opportunity-worker", &marker, NULL, err,
+        if (ka_redis_get(rds, KA_REDIS_FUNNEL_READY, &marker, NULL, err,
                          sizeof err) == KA_OK && marker) {
             warm = ka_redis_hgetall(rds, key, from_redis, &f, err, sizeof err) == KA_OK;
             free(marker);
@@ -143,15 +142,11 @@ static int show(const ka_config_t *cfg, ka_pg_t *pg, ka_redis_t *rds, const char
     }
     if (warm)
         source = "Redis";
-    else if (ka_pg_query(pg, "SELECT stage_code, open_count, amount_minor, weighted_amount_minor "
-                             "FROM funnel_state WHERE node_id = $1 AND definition_id = $2",
-                         2, p2, read_pg_figures, &f, err, sizeof err) != KA_OK) {
+    else if (ka_pg_query(pg, KA_SQL_FUNNEL_FIGURES, 2, p2, read_pg_figures, &f, err, sizeof err) != KA_OK) {
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
     }
-    if (ka_pg_query(pg, "SELECT stage_code, status, ratio_bp FROM funnel_health WHERE node_id = $1 "
-                        "AND definition_id = $2 AND metric = 'count'",
-                    2, p2, read_health, &f, err, sizeof err) != KA_OK) {
+    if (ka_pg_query(pg, KA_SQL_FUNNEL_HEALTH, 2, p2, read_health, &f, err, sizeof err) != KA_OK) {
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
     }
@@ -242,8 +237,7 @@ int kactl_funnel(const ka_config_t *cfg, int argc, char **argv)
         defs.n = 1;
     } else {
         ka_pg_param_t p = {node, 0, 0};
-        if (ka_pg_query(pg, "SELECT DISTINCT definition_id FROM funnel_state WHERE node_id = $1 "
-                            "ORDER BY 1", 1, &p, read_defs, &defs, err, sizeof err) != KA_OK) {
+        if (ka_pg_query(pg, KA_SQL_FUNNEL_DEFINITIONS, 1, &p, read_defs, &defs, err, sizeof err) != KA_OK) {
             fprintf(stderr, "kactl funnel: %s\n", err);
             rc = 1;
         } else if (defs.n == 0) {

@@ -24,6 +24,7 @@ int kactl_redrive(const ka_config_t *cfg, int argc, char **argv);
 int kactl_rebuild_cache(const ka_config_t *cfg, int argc, char **argv);
 int kactl_replay(const ka_config_t *cfg, int argc, char **argv);
 int kactl_timeline(const ka_config_t *cfg, int argc, char **argv);
+int kactl_token(const ka_config_t *cfg, int argc, char **argv);
 int kactl_assessments(const ka_config_t *cfg, int argc, char **argv);
 int kactl_accuracy(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baselines(const ka_config_t *cfg, int argc, char **argv);

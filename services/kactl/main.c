@@ -40,6 +40,7 @@ static const struct command {
     {"timeline", kactl_timeline, "an account's visits, opportunity and order events, alerts"},
     {"alertmanager-config", kactl_alertmanager_config,
      "write alertmanager.yml: each alert routed to its manager from the org tree"},
+    {"token", kactl_token, "HTTP API bearer tokens: create (printed once), list, revoke"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
