@@ -24,6 +24,10 @@ int bench_pgload(int argc, char **argv);
  * matches each alert to the events that caused it. */
 int bench_latency(int argc, char **argv);
 
+/* Alert event to notification through ka-alert-bridge and Alertmanager:
+ * writes and sends alerts at a rate, receives Alertmanager's webhook. */
+int bench_alert(int argc, char **argv);
+
 /* A consumer for explicit assignments; NULL with the error printed. */
 rd_kafka_t *bench_kafka_consumer(const char *why);
 

@@ -95,6 +95,58 @@ def workers(root):
     return found
 
 
+def deployed(root, wk):
+    """What deploy/ runs as a worker would be run: the workers and the alert
+    bridge (no ka_service_main, but a consumer with probes all the same),
+    by their command. Returns {command: input topic key}."""
+    out = dict(wk)
+    built = re.findall(r"add_subdirectory\(\s*([\w-]+)\s*\)",
+                       read(os.path.join(root, "services/CMakeLists.txt")))
+    if "alert-bridge" in built:
+        out["ka-alert-bridge"] = "KA_TOPIC_ALERT"
+    return out
+
+
+def alertmanager_hosts(urls):
+    """The host names of KA_ALERTMANAGER_URLS."""
+    return [re.sub(r"^\w+://([^@/]*@)?", "", u.strip()).split("/")[0].split(":")[0]
+            for u in str(urls or "").split(",") if u.strip()]
+
+
+def check_alertmanager(project, rendered):
+    """The bridge posts to Alertmanagers that are deployed beside it."""
+    problems = []
+    services = project.get("services") or {}
+    am = services.get("alertmanager") or {}
+    if not str(am.get("image", "")).startswith("prom/alertmanager:v0.25"):
+        problems.append(f"compose: alertmanager image is {am.get('image')!r}, not prom/alertmanager:v0.25.x")
+    env = (services.get("ka-alert-bridge") or {}).get("environment") or {}
+    hosts = alertmanager_hosts(env.get("KA_ALERTMANAGER_URLS"))
+    if not hosts or any(h not in services for h in hosts):
+        problems.append(f"compose: KA_ALERTMANAGER_URLS {env.get('KA_ALERTMANAGER_URLS')!r} names no service")
+    docs = [d for d in yaml.safe_load_all(read(rendered)) if d]
+    sts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "StatefulSet"}
+    svcs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    bridge = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ka-alert-bridge"]
+    urls = [e.get("value") for d in bridge for c in d["spec"]["template"]["spec"]["containers"]
+            for e in c.get("env") or [] if e["name"] == "KA_ALERTMANAGER_URLS"]
+    s = sts.get("alertmanager")
+    if not s:
+        problems.append("k8s: no StatefulSet alertmanager")
+    else:
+        img = s["spec"]["template"]["spec"]["containers"][0].get("image", "")
+        if not img.startswith("prom/alertmanager:v0.25"):
+            problems.append(f"k8s: alertmanager image is {img!r}, not prom/alertmanager:v0.25.x")
+        members = {f"alertmanager-{i}.{s['spec'].get('serviceName')}" for i in range(s["spec"].get("replicas", 1))}
+        if s["spec"].get("serviceName") not in svcs:
+            problems.append("k8s: the alertmanager StatefulSet's serviceName is not a Service")
+        got = set(alertmanager_hosts(urls[0] if urls else ""))
+        if got != members:
+            problems.append(f"k8s: the bridge's KA_ALERTMANAGER_URLS names {sorted(got)}, "
+                            f"the cluster's members are {sorted(members)}")
+    R.check("Alertmanager 0.25 is deployed beside the alert bridge, which posts to every member", problems)
+
+
 def config_keys(root, kactl):
     """{KEY: default} from `kactl config`, else from common/ka_config.c."""
     src = {}
@@ -202,7 +254,13 @@ def check_k8s(root, rendered, wk, keys, kactl, tops):
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
-    configmaps = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
+    # The KA_* configuration: the ConfigMaps pods take their environment from
+    # (others, such as Alertmanager's file, are mounted, not KA_* keys).
+    env_from = {ef["configMapRef"]["name"] for d in docs if d["kind"] in ("Deployment", "Job")
+                for c in d["spec"]["template"]["spec"]["containers"]
+                for ef in c.get("envFrom") or [] if ef.get("configMapRef")}
+    configmaps = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])
+                  if not env_from or d["metadata"]["name"] in env_from}
     secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
     pdbs = by_kind.get("PodDisruptionBudget", [])
     jobs = by_kind.get("Job", [])
@@ -935,7 +993,8 @@ def main():
             [] if wk and keys and tops else ["workers, configuration keys or topics not found"])
 
     check_well_formed(root)
-    check_k8s(root, a.rendered, wk, keys, a.kactl, tops)
+    dep = deployed(root, wk)
+    check_k8s(root, a.rendered, dep, keys, a.kactl, tops)
     if a.compose_json:
         project = json.loads(read(a.compose_json))
     else:
@@ -943,7 +1002,8 @@ def main():
                "no interpolation)")
         project = normalize_compose(yaml.safe_load(read(os.path.join(root, "deploy/compose.yaml"))),
                                     os.path.join(root, "deploy"))
-    check_compose(root, project, wk, keys, a.kactl, tops)
+    check_compose(root, project, dep, keys, a.kactl, tops)
+    check_alertmanager(project, a.rendered)
     check_dockerfile(root, wk, a.binary)
     check_dashboards(root)
 
