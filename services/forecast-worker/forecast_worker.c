@@ -18,7 +18,7 @@
 #include "forecast_recompute.h"
 #include "forecast_scan.h"
 #include "forecast_worker.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 
 #define RECOMPUTE_EVERY_MS 100
 #define RECOMPUTE_LIMIT 500

@@ -18,7 +18,7 @@
 #include "ka_buf.h"
 #include "ka_ids.h"
 #include "ka_log.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 #include "opp_health.h"
 #include "opp_reorg.h"
 #include "opp_stalled.h"

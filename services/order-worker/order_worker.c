@@ -20,7 +20,7 @@
 #include "ka_cols.h"
 #include "ka_ids.h"
 #include "ka_log.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 #include "order_scan.h"
 #include "order_worker.h"
 

@@ -18,7 +18,7 @@
 #include "ka_cols.h"
 #include "ka_hash.h"
 #include "ka_log.h"
-#include "visit_decode.h"
+#include "ka_visit_decode.h"
 #include "visit_scan.h"
 #include "visit_worker.h"
 

@@ -3,7 +3,7 @@
 
 #include "ka_envelope.h"
 #include "ka_wire.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 
 static int known_enum(const ProtobufCEnumDescriptor *desc, int value)
 {

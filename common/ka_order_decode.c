@@ -5,7 +5,7 @@
 #include "ka_account_key.h"
 #include "ka_envelope.h"
 #include "ka_wire.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 
 #define DAY_MS 86400000LL
 

@@ -1,5 +1,5 @@
-#ifndef ORDER_DECODE_H
-#define ORDER_DECODE_H
+#ifndef KA_ORDER_DECODE_H
+#define KA_ORDER_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -7,7 +7,8 @@
 #include "ka/v1/order.pb-c.h"
 #include "ka_validate.h"
 
-/* Decoding and validation of order events (DOMAIN.md sections 6 and 8) and
+/* Shared by every worker that reads the topic (no service includes another's
+ * header): decoding and validation of order events (DOMAIN.md sections 6 and 8) and
  * the pure arithmetic of an order, without any server, so every rule is
  * unit-testable. */
 

@@ -1,5 +1,5 @@
-#ifndef VISIT_DECODE_H
-#define VISIT_DECODE_H
+#ifndef KA_VISIT_DECODE_H
+#define KA_VISIT_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -7,7 +7,8 @@
 #include "ka/v1/visit.pb-c.h"
 #include "ka_validate.h"
 
-/* Decoding and validation of visit events (DOMAIN.md sections 3 and 8) and
+/* Shared by every worker that reads the topic (no service includes another's
+ * header): decoding and validation of visit events (DOMAIN.md sections 3 and 8) and
  * the pure rules of a visit (MAN class, follow-up due date), without any
  * server, so every rule is unit-testable. */
 

@@ -4,7 +4,7 @@
 #include "ka_account_key.h"
 #include "ka_envelope.h"
 #include "ka_wire.h"
-#include "visit_decode.h"
+#include "ka_visit_decode.h"
 
 #define DAY_MS 86400000LL
 

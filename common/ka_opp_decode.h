@@ -1,5 +1,5 @@
-#ifndef OPP_DECODE_H
-#define OPP_DECODE_H
+#ifndef KA_OPP_DECODE_H
+#define KA_OPP_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -7,7 +7,8 @@
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka_validate.h"
 
-/* Decoding and validation of opportunity events (DOMAIN.md sections 4 and 8),
+/* Shared by every worker that reads the topic (no service includes another's
+ * header): decoding and validation of opportunity events (DOMAIN.md sections 4 and 8),
  * without any server, so every rule is unit-testable. */
 
 /* Max competitors on an opportunity. */
