@@ -1339,7 +1339,7 @@ static ka_err_t opp_handler_decode(void *ud, const ka_msg_t *msg, void **decoded
 {
     (void)ud;
     Ka__V1__OpportunityEvent *ev = NULL;
-    ka_err_t rc = opp_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = opp_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }

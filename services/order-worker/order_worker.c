@@ -761,7 +761,7 @@ static ka_err_t order_handler_decode(void *ud, const ka_msg_t *msg, void **decod
 {
     (void)ud;
     Ka__V1__OrderEvent *ev = NULL;
-    ka_err_t rc = order_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = order_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }

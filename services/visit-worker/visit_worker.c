@@ -600,7 +600,7 @@ static ka_err_t visit_handler_decode(void *ud, const ka_msg_t *msg, void **decod
 {
     (void)ud;
     Ka__V1__VisitEvent *ev = NULL;
-    ka_err_t rc = visit_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = visit_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }
