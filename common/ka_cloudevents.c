@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ka_cloudevents.h"
 #include "ka_rfc3339.h"
@@ -242,4 +243,19 @@ ka_err_t ka_ce_check_header(const ka_cloudevent_t *ce, const Ka__V1__EventHeader
                        hdr, a, (long long)ce->time_ms, (long long)h->occurred_at_ms);
     }
     return KA_OK;
+}
+
+json_t *ka_ce_structured_new(const Ka__V1__EventHeader *h, const char *type, json_t *data)
+{
+    char source[160], when[40];
+    int64_t ms = h->occurred_at_ms;
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03dZ", (int)(ms - (int64_t)secs * 1000));
+    snprintf(source, sizeof source, "/%s", h->producer ? h->producer : "");
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "specversion", "1.0", "id",
+                     h->event_id ? h->event_id : "", "source", source, "type", type, "time", when,
+                     "datacontenttype", "application/json", "data", data);
 }

@@ -74,6 +74,13 @@ ka_err_t ka_ce_from_headers(ka_ce_header_fn get, void *ctx, ka_cloudevent_t *ce,
 ka_err_t ka_ce_check_header(const ka_cloudevent_t *ce, const Ka__V1__EventHeader *h,
                             const char *expected_type, ka_json_reject_t *err);
 
+/* A structured CloudEvent of an event (for producers of our own, kagen
+ * --format cloudevents, and tests): specversion 1.0, id = the header's
+ * event_id, source "/<producer>", type, time = occurred_at_ms in RFC 3339
+ * UTC with milliseconds, datacontenttype application/json, and data (the
+ * reference is taken). NULL when out of memory. */
+json_t *ka_ce_structured_new(const Ka__V1__EventHeader *h, const char *type, json_t *data);
+
 /* Non-zero when source[0..len) names producer (the rule above). */
 int ka_ce_source_names(const char *source, size_t len, const char *producer);
 

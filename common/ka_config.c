@@ -163,6 +163,16 @@ static const key_def_t keys[] = {
     {"KA_ALERT_LINK_URL", KEY_STR, "", 0, 0, NULL,
      "alert bridge: base URL of the web view; each alert links to <base>/<subject kind>/<id>",
      KF_OPTIONAL},
+    {"KA_CONTENT_MODES_VISIT", KEY_STR, "all", 0, 0, NULL,
+     "content modes accepted on KA_TOPIC_VISIT: all, or a comma-separated list of protobuf, "
+     "json, cloudevents, confluent (others are dead-lettered as content_mode_not_accepted)", 0},
+    {"KA_CONTENT_MODES_OPPORTUNITY", KEY_STR, "all", 0, 0, NULL,
+     "content modes accepted on KA_TOPIC_OPPORTUNITY (as KA_CONTENT_MODES_VISIT)", 0},
+    {"KA_CONTENT_MODES_ORDER", KEY_STR, "all", 0, 0, NULL,
+     "content modes accepted on KA_TOPIC_ORDER (as KA_CONTENT_MODES_VISIT)", 0},
+    {"KA_JSON_UNKNOWN_FIELDS", KEY_ENUM, "reject", 0, 0, "reject|ignore",
+     "a JSON input member that names no field: dead-lettered as unknown_field with its path "
+     "(reject) or skipped (ignore)", 0},
     {"KA_TOPIC_VISIT", KEY_STR, "ka.visit.v1", 0, 0, NULL, "visit events (input)", 0},
     {"KA_TOPIC_OPPORTUNITY", KEY_STR, "ka.opportunity.v1", 0, 0, NULL,
      "opportunity events (input)", 0},

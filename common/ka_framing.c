@@ -339,3 +339,38 @@ ka_err_t ka_confluent_check_index(const ka_confluent_t *f,
                      "Confluent message index %s names %s, this topic takes %s (index %s)",
                      got_s, named ? named : "no message of its file", expected->name, want_s);
 }
+
+static size_t write_zigzag32(int32_t v, uint8_t *out)
+{
+    uint32_t z = ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+    size_t n = 0;
+    while (z >= 0x80) {
+        out[n++] = (uint8_t)(z | 0x80);
+        z >>= 7;
+    }
+    out[n++] = (uint8_t)z;
+    return n;
+}
+
+size_t ka_confluent_header(const ProtobufCMessageDescriptor *desc, uint32_t schema_id,
+                           uint8_t *out)
+{
+    int32_t path[KA_CONFLUENT_MAX_INDEXES];
+    size_t n = ka_proto_message_index(desc, path, KA_CONFLUENT_MAX_INDEXES);
+    if (n == 0)
+        return 0;
+    out[0] = 0;
+    out[1] = (uint8_t)(schema_id >> 24);
+    out[2] = (uint8_t)(schema_id >> 16);
+    out[3] = (uint8_t)(schema_id >> 8);
+    out[4] = (uint8_t)schema_id;
+    size_t len = 5;
+    if (n == 1 && path[0] == 0) {
+        out[len++] = 0; /* the common [0]: a count of 0 */
+        return len;
+    }
+    len += write_zigzag32((int32_t)n, out + len);
+    for (size_t i = 0; i < n; i++)
+        len += write_zigzag32(path[i], out + len);
+    return len;
+}

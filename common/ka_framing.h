@@ -111,4 +111,12 @@ const char *ka_proto_message_at(const ProtobufCMessageDescriptor *in_file_of,
 ka_err_t ka_confluent_check_index(const ka_confluent_t *f,
                                   const ProtobufCMessageDescriptor *expected, ka_reject_t *rej);
 
+/* Writes the Confluent header of a desc message (magic byte 0, schema_id
+ * big-endian, desc's message indexes, [0] as the single byte 0) into out,
+ * which needs 6 + 5 * KA_CONFLUENT_MAX_INDEXES bytes; the message follows
+ * it. Returns the header's length, or 0 for a type the table does not
+ * know. For producers of our own (kagen --format confluent) and tests. */
+size_t ka_confluent_header(const ProtobufCMessageDescriptor *desc, uint32_t schema_id,
+                           uint8_t *out);
+
 #endif

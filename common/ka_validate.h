@@ -9,9 +9,16 @@
 /* Input validation (DOMAIN.md section 8). Every check returns KA_OK or
  * KA_ERR_INVALID with `rej` filled: a stable reason code for metrics and the
  * dead-letter header, and a detail text for people. */
+#define KA_REJECT_PATH_MAX 160
+
 typedef struct ka_reject {
     char reason[48];
     char detail[256];
+    /* How the event came (ka_content_mode_name: "protobuf", "json", ...)
+     * and, for a value of a JSON document, its JSON path ("$.lines[2].sku");
+     * set by ka_input_decode, "" otherwise. The dead letter records both. */
+    char mode[16];
+    char path[KA_REJECT_PATH_MAX];
 } ka_reject_t;
 
 /* Reason codes. */

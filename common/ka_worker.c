@@ -11,6 +11,7 @@
 #include "ka_buf.h"
 #include "ka_fault.h"
 #include "ka_http.h"
+#include "ka_input.h"
 #include "ka_log.h"
 #include "ka_metrics.h"
 #include "ka_signal.h"
@@ -440,6 +441,8 @@ static ka_err_t push_dead_letter(ka_worker_t *w, const ka_event_t *ev, char *err
         {"ka_src_partition", part, strlen(part)},
         {"ka_src_offset", off, strlen(off)},
         {"ka_service", service, strlen(service)},
+        {"ka_dlq_mode", ev->reject.mode, strlen(ev->reject.mode)},
+        {"ka_dlq_path", ev->reject.path, strlen(ev->reject.path)},
     };
     ka_outbox_row_t row = {
         .event_id = id,
@@ -456,12 +459,13 @@ static ka_err_t push_dead_letter(ka_worker_t *w, const ka_event_t *ev, char *err
     ka_err_t rc = ka_outbox_push(w->pg, w->source, &row, errstr, errlen);
     if (rc != KA_OK)
         return rc;
-    ka_pg_param_t p[7] = {
+    ka_pg_param_t p[9] = {
         {w->group, 0, 0},   {m->topic, 0, 0},          {part, 0, 0},
         {off, 0, 0},        {ev->reject.reason, 0, 0}, {ev->reject.detail, 0, 0},
         {m->payload ? m->payload : "", (int)m->len, 1},
+        {ev->reject.mode, 0, 0}, {ev->reject.path, 0, 0},
     };
-    return ka_pg_pipe_push(w->pg, "ka_dead_letter_insert", 7, p, NULL, NULL, errstr, errlen);
+    return ka_pg_pipe_push(w->pg, "ka_dead_letter_insert", 9, p, NULL, NULL, errstr, errlen);
 }
 
 /* Queues the compare-and-set of every partition the events touch; fills
@@ -850,10 +854,11 @@ static void log_rejects(ka_worker_t *w, ka_event_t **evs, size_t n)
         w->stats.dead_lettered++;
         const char *reason[] = {evs[i]->reject.reason};
         ka_metrics_inc(ka_metrics_series(w->m.dead_lettered, reason));
-        ka_log(KA_LOG_WARN, "event dead-lettered", "{s:s,s:i,s:I,s:s,s:s,s:s}", "topic",
-               evs[i]->msg->topic, "partition", evs[i]->msg->partition, "offset",
+        ka_log(KA_LOG_WARN, "event dead-lettered", "{s:s,s:i,s:I,s:s,s:s,s:s,s:s,s:s}",
+               "topic", evs[i]->msg->topic, "partition", evs[i]->msg->partition, "offset",
                (json_int_t)evs[i]->msg->offset, "event_id", evs[i]->event_id, "reason",
-               evs[i]->reject.reason, "detail", evs[i]->reject.detail);
+               evs[i]->reject.reason, "detail", evs[i]->reject.detail, "mode",
+               evs[i]->reject.mode, "json_path", evs[i]->reject.path);
     }
 }
 
@@ -1287,7 +1292,8 @@ static const char *runtime_statements[][2] = {
                            "$5::bigint[])"},
     {"ka_dead_letter_insert",
      "INSERT INTO dead_letter (consumer_group, source_topic, source_partition, source_offset, "
-     "reason, detail, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+     "reason, detail, payload, content_mode, json_path) "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, '')) "
      "ON CONFLICT (consumer_group, source_topic, source_partition, source_offset) DO NOTHING"},
 };
 
@@ -1314,6 +1320,9 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
     register_metrics(w);
     /* First, so /healthz answers while the servers are still being reached. */
     if (start_http(w, errstr, errlen) != KA_OK)
+        goto fail;
+    /* the input topics' content modes, for the handlers' decoders */
+    if (ka_input_configure(cfg, errstr, errlen) != KA_OK)
         goto fail;
 
     ka_pg_set_idle_in_transaction_timeout((int)ka_config_int(cfg, "KA_PG_IDLE_IN_TRANSACTION_MS"));

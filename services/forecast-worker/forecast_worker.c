@@ -18,7 +18,7 @@
 #include "forecast_recompute.h"
 #include "forecast_scan.h"
 #include "forecast_worker.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 
 #define RECOMPUTE_EVERY_MS 100
 #define RECOMPUTE_LIMIT 500
@@ -92,7 +92,7 @@ static ka_err_t forecast_decode(void *ud, const ka_msg_t *msg, void **decoded, c
 {
     (void)ud;
     Ka__V1__OpportunityEvent *ev = NULL;
-    ka_err_t rc = opp_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = opp_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     if (rc == KA_OK && ev->kind_case == KA__V1__OPPORTUNITY_EVENT__KIND_FORECAST_ADJUSTED) {
         *decoded = ev;
         return KA_OK;

@@ -11,7 +11,10 @@ static void usage(FILE *out)
             "usage: kactl deadletters [--group G] [--reason R] [--pending] [--limit N]\n\n"
             "Lists the dead letters kept in PostgreSQL (table dead_letter), newest first:\n"
             "id, time (UTC), consumer group, source topic [partition] @ offset, reason,\n"
-            "payload size and re-drive state, then the detail on its own line.\n\n"
+            "payload size, content mode (protobuf, json, cloudevents, confluent; \"-\" for\n"
+            "one recorded before modes were) and re-drive state, then the detail on its own\n"
+            "line, with the JSON path of the value a JSON rejection is about (\"at $.lines[2]\n"
+            ".quantityMilli\").\n\n"
             "  --group G    only dead letters of consumer group G (e.g. ka-visit-worker)\n"
             "  --reason R   only reason R (decode_failed, missing_field, apply_failed, ...)\n"
             "  --pending    only those not re-driven yet\n"
@@ -25,11 +28,12 @@ static int print_rows(void *ud, const ka_pgres_t *res)
     int *n = ud;
     *n = ka_pgres_rows(res);
     for (int i = 0; i < ka_pgres_rows(res); i++) {
-        const char *v[10];
-        for (int c = 0; c < 10; c++)
+        const char *v[12];
+        for (int c = 0; c < 12; c++)
             v[c] = ka_pgres_value(res, i, c) ? ka_pgres_value(res, i, c) : "";
-        printf("%-7s %-19s %-22s %s [%s] @ %s  %s  %s bytes  %s\n        %s\n", v[0], v[1], v[2],
-               v[3], v[4], v[5], v[6], v[8], v[9][0] ? v[9] : "pending", v[7]);
+        printf("%-7s %-19s %-22s %s [%s] @ %s  %s  %s bytes  %s  %s\n        %s%s%s\n", v[0],
+               v[1], v[2], v[3], v[4], v[5], v[6], v[8], v[10][0] ? v[10] : "-",
+               v[9][0] ? v[9] : "pending", v[7], v[11][0] ? "  at " : "", v[11]);
     }
     return 0;
 }
@@ -85,7 +89,7 @@ int kactl_deadletters(const ka_config_t *cfg, int argc, char **argv)
         "consumer_group, source_topic, source_partition, source_offset, reason, "
         "coalesce(detail, ''), coalesce(length(payload), 0), "
         "coalesce('re-driven ' || to_char(redriven_at AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD HH24:MI:SS'), '') "
+        "'YYYY-MM-DD HH24:MI:SS'), ''), coalesce(content_mode, ''), coalesce(json_path, '') "
         "FROM dead_letter WHERE ($1::text IS NULL OR consumer_group = $1) "
         "AND ($2::text IS NULL OR reason = $2) AND (NOT $3::boolean OR redriven_at IS NULL) "
         "ORDER BY created_at DESC, id DESC LIMIT $4::int",

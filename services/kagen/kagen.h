@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "ka_kafka.h"
 #include "ka_pg.h"
 
@@ -90,6 +92,9 @@ size_t encode(const gen_t *g, const plan_event_t *p, int *owner_now, uint8_t **o
 /* produce.c */
 extern int failures;
 extern long long rate;
+/* --format: how events are written (protobuf, json, cloudevents, confluent);
+ * the stream's message type, for the other modes. */
+int produce_set_format(const char *name, const ProtobufCMessageDescriptor *desc);
 void on_delivery(void *ud, void *opaque, ka_err_t status, int possibly, const char *err);
 int produce(ka_producer_t *kp, const char *topic, const char *key, const uint8_t *buf,
             size_t len);

@@ -50,6 +50,7 @@
 #include "forecast.h"
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka/v1/order.pb-c.h"
+#include "ka/v1/visit.pb-c.h"
 #include "ka_account_key.h"
 #include "ka_config.h"
 #include "ka_log.h"
@@ -111,7 +112,7 @@ static void usage(FILE *out)
             "usage: kagen [--stream opportunities|visits|orders|quotas] [--seed N]\n"
             "             [--opportunities N] [--dry-teams N] [--phase 1|2] [--prefix ID]\n"
             "             [--now-ms MS] [--from-ms MS] [--to-ms MS] [--accounts N] [--rate N]\n"
-            "             [--unauthorized-pct N]\n\n"
+            "             [--unauthorized-pct N] [--format protobuf|json|cloudevents|confluent]\n\n"
             "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree to\n"
             "KA_TOPIC_OPPORTUNITY. Phase 1 is %d days of history; phase 2 the last %d days,\n"
             "in which N dry teams stop opening deals and lose most open ones. The same seed\n"
@@ -153,7 +154,11 @@ static void usage(FILE *out)
             "For the benchmark (tests/bench): --accounts N spreads the deals over N accounts\n"
             "(default 1500), --rate N sends N events a second instead of as fast as Kafka\n"
             "takes them, and --unauthorized-pct N has the owner, after N%% of the stage\n"
-            "changes, try to hand the deal over himself (refused, with an alert).\n",
+            "changes, try to hand the deal over himself (refused, with an alert).\n\n"
+            "--format writes the events as bare protobuf (the default), in the proto3 JSON\n"
+            "mapping (content-type application/json), as structured CloudEvents\n"
+            "(application/cloudevents+json, the event as data) or in the Confluent wire\n"
+            "format (magic byte 0, schema id 1, message index): the same stream either way.\n",
             HISTORY_DAYS, RECENT_DAYS, ORDER_HISTORY_DAYS, QUOTA_WINDOW_DAYS);
 }
 
@@ -175,7 +180,7 @@ int main(int argc, char **argv)
     char err[KA_ERRSTR_SIZE];
     long long seed = 7, nopps = 3000, ndry = 3, phase = 1, now_ms = 0;
     long long from_ms = 0, to_ms = 4102444800000LL; /* --from-ms, --to-ms */
-    const char *prefix = "opp";
+    const char *prefix = "opp", *format = "protobuf"; /* --prefix, --format */
     int visits = 0, orders = 0, quotas = 0;
     gen_t g;
     vgen_t vg;
@@ -224,7 +229,15 @@ int main(int argc, char **argv)
             bad = parse_int(a, v, 0, 100, &n);
             unauthorized_pct = (int)n;
         }
-        else if (strcmp(a, "--stream") == 0) {
+        else if (strcmp(a, "--format") == 0) {
+            if (strcmp(v, "protobuf") && strcmp(v, "json") && strcmp(v, "cloudevents") &&
+                strcmp(v, "confluent")) {
+                fprintf(stderr, "kagen: --format expects protobuf, json, cloudevents or "
+                                "confluent, got \"%s\"\n", v);
+                bad = -1;
+            } else
+                format = v;
+        } else if (strcmp(a, "--stream") == 0) {
             if (strcmp(v, "opportunities") == 0 || strcmp(v, "visits") == 0 ||
                 strcmp(v, "orders") == 0 || strcmp(v, "quotas") == 0) {
                 visits = strcmp(v, "visits") == 0;
@@ -345,6 +358,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kagen: %s\n", err);
         goto out;
     }
+    produce_set_format(format, visits   ? &ka__v1__visit_event__descriptor
+                               : orders ? &ka__v1__order_event__descriptor
+                                        : &ka__v1__opportunity_event__descriptor);
     const char *topic = ka_config_str(cfg, visits   ? "KA_TOPIC_VISIT"
                                            : orders ? "KA_TOPIC_ORDER"
                                                     : "KA_TOPIC_OPPORTUNITY");

@@ -18,7 +18,7 @@
 #include "ka_buf.h"
 #include "ka_ids.h"
 #include "ka_log.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 #include "opp_health.h"
 #include "opp_reorg.h"
 #include "opp_stalled.h"
@@ -1339,7 +1339,7 @@ static ka_err_t opp_handler_decode(void *ud, const ka_msg_t *msg, void **decoded
 {
     (void)ud;
     Ka__V1__OpportunityEvent *ev = NULL;
-    ka_err_t rc = opp_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = opp_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }

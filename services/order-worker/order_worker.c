@@ -20,7 +20,7 @@
 #include "ka_cols.h"
 #include "ka_ids.h"
 #include "ka_log.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 #include "order_scan.h"
 #include "order_worker.h"
 
@@ -761,7 +761,7 @@ static ka_err_t order_handler_decode(void *ud, const ka_msg_t *msg, void **decod
 {
     (void)ud;
     Ka__V1__OrderEvent *ev = NULL;
-    ka_err_t rc = order_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = order_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }

@@ -18,7 +18,7 @@
 #include "ka_cols.h"
 #include "ka_hash.h"
 #include "ka_log.h"
-#include "visit_decode.h"
+#include "ka_visit_decode.h"
 #include "visit_scan.h"
 #include "visit_worker.h"
 
@@ -600,7 +600,7 @@ static ka_err_t visit_handler_decode(void *ud, const ka_msg_t *msg, void **decod
 {
     (void)ud;
     Ka__V1__VisitEvent *ev = NULL;
-    ka_err_t rc = visit_decode(msg->payload, msg->len, ka_now_ms(), &ev, event_id, idlen, rej);
+    ka_err_t rc = visit_decode_msg(msg, ka_now_ms(), &ev, event_id, idlen, rej);
     *decoded = ev;
     return rc;
 }

@@ -27,7 +27,7 @@
 #include "ka_framing.h"
 #include "ka_json_pb.h"
 #include "ka_wire.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 
 /* The fuzz corpus's clock: the events below are an hour old. */
 #define NOW_MS 1795000000000LL

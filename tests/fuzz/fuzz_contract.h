@@ -45,6 +45,9 @@ static inline void fuzz_check_reject(const ka_reject_t *rej)
 {
     FUZZ_REQUIRE(fuzz_reason_known(rej->reason));
     FUZZ_REQUIRE(memchr(rej->detail, '\0', sizeof rej->detail) != NULL);
+    /* the dead letter's mode and JSON path (ka_input.h): set, terminated */
+    FUZZ_REQUIRE(memchr(rej->mode, '\0', sizeof rej->mode) != NULL);
+    FUZZ_REQUIRE(memchr(rej->path, '\0', sizeof rej->path) != NULL);
 }
 
 /* Fills rej with a pattern, so a verdict that leaves it untouched shows. */

@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "fuzz_contract.h"
-#include "visit_decode.h"
+#include "ka_visit_decode.h"
 
 /* A fixed clock, so a corpus file has the same verdict on every run. */
 #define FUZZ_NOW_MS 1795000000000LL

@@ -67,9 +67,10 @@ static void seed_dead_letters(void)
                     "RETURNING id",
                     3, group, src_topic, sfx);
     long long b = q("INSERT INTO dead_letter (consumer_group, source_topic, source_partition, "
-                    "source_offset, reason, detail, payload) VALUES ($1, $2, 0, 6, "
+                    "source_offset, reason, detail, payload, content_mode, json_path) "
+                    "VALUES ($1, $2, 0, 6, "
                     "'decode_failed', 'not a protobuf message y-' || $3, "
-                    "'\\x00ff0102'::bytea) RETURNING id",
+                    "'\\x00ff0102'::bytea, 'json', '$.lines[0].quantityMilli') RETURNING id",
                     3, group, src_topic, sfx);
     assert_true(a > 0 && b > a);
     snprintf(dl_a, sizeof dl_a, "%lld", a);
@@ -92,6 +93,10 @@ static void deadletters_lists_newest_first_and_filters(void **state)
     assert_true(pb < pa); /* B is newer */
     assert_non_null(strstr(out, src_topic));
     assert_non_null(strstr(out, "[0] @ 5"));
+    /* the content mode and the JSON path of a rejection; "-" before modes */
+    assert_non_null(strstr(out, "bytes  json  pending"));
+    assert_non_null(strstr(out, "  at $.lines[0].quantityMilli\n"));
+    assert_non_null(strstr(out, "bytes  -  pending"));
     assert_non_null(strstr(out, "2 dead letters"));
 
     assert_int_equal(runf(out, sizeof out, "deadletters --group %s --reason unknown_stage", group),

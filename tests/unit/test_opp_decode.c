@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 
 #define NOW 1795000000000LL
 

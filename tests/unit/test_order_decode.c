@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "ka_envelope.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 
 #define NOW 1773135000000LL    /* 2026-03-10T09:30:00Z */
 #define BOOKED 1773127800000LL /* 2026-03-10T07:30:00Z */

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "visit_decode.h"
+#include "ka_visit_decode.h"
 
 #define NOW 1773135000000LL     /* 2026-03-10T09:30:00Z */
 #define VISITED 1773127800000LL /* 2026-03-10T07:30:00Z */

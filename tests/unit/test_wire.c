@@ -12,9 +12,9 @@
 #include <cmocka.h>
 
 #include "ka_wire.h"
-#include "opp_decode.h"
-#include "order_decode.h"
-#include "visit_decode.h"
+#include "ka_opp_decode.h"
+#include "ka_order_decode.h"
+#include "ka_visit_decode.h"
 
 /* The fuzz targets' fixed clock (tests/fuzz/fuzz_*.c), so the seeds get the
  * verdict they get there. */

@@ -5,7 +5,7 @@
 #include "ka_account_key.h"
 #include "ka_envelope.h"
 #include "ka_wire.h"
-#include "order_decode.h"
+#include "ka_order_decode.h"
 
 #define DAY_MS 86400000LL
 
@@ -123,23 +123,37 @@ static ka_err_t check_lines(ka_reject_t *rej, Ka__V1__LineItem **lines, size_t n
  * Decoding
  * ------------------------------------------------------------------------- */
 
+static ka_err_t validate_msg(const ProtobufCMessage *m, int64_t now_ms, char *event_id,
+                             size_t idlen, ka_reject_t *rej)
+{
+    return order_decode_validate((const Ka__V1__OrderEvent *)m, now_ms, event_id, idlen, rej);
+}
+
+const ka_input_type_t ka_input_order = {&ka__v1__order_event__descriptor, validate_msg};
+
 ka_err_t order_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OrderEvent **out,
-                      char *event_id, size_t idlen, ka_reject_t *rej)
+                    char *event_id, size_t idlen, ka_reject_t *rej)
 {
     *out = NULL;
-    if (event_id && idlen)
+    if (idlen)
         event_id[0] = '\0';
-    /* protobuf-c unpacks zero bytes into an all-default message; an empty
-     * payload is not an order. */
-    if (!payload || len == 0)
-        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OrderEvent (empty payload)");
-    Ka__V1__OrderEvent *ev = ka__v1__order_event__unpack(NULL, len, payload);
-    *out = ev;
-    if (!ev)
-        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OrderEvent (%zu bytes)", len);
-    /* before any string is read: a NUL would cut it short unseen */
-    if (ka_check_wire_strings(rej, &ka__v1__order_event__descriptor, payload, len))
-        return KA_ERR_INVALID;
+    ka_err_t rc = ka_input_decode_protobuf(&ka_input_order, payload, len, now_ms,
+                                           (ProtobufCMessage **)out, event_id, idlen, rej);
+    return rc;
+}
+
+ka_err_t order_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__OrderEvent **out, char *event_id,
+                  size_t idlen, ka_reject_t *rej)
+{
+    return ka_input_decode_msg(&ka_input_order, msg, now_ms, (ProtobufCMessage **)out, event_id, idlen,
+                               rej);
+}
+
+ka_err_t order_decode_validate(const Ka__V1__OrderEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
+                       ka_reject_t *rej)
+{
+    if (idlen)
+        event_id[0] = '\0';
     if (ka_check_header(rej, ev->header, now_ms, ORDER_MAX_FUTURE_MS))
         return KA_ERR_INVALID;
     if (event_id && idlen)

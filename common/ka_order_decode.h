@@ -1,13 +1,15 @@
-#ifndef ORDER_DECODE_H
-#define ORDER_DECODE_H
+#ifndef KA_ORDER_DECODE_H
+#define KA_ORDER_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ka/v1/order.pb-c.h"
+#include "ka_input.h"
 #include "ka_validate.h"
 
-/* Decoding and validation of order events (DOMAIN.md sections 6 and 8) and
+/* Shared by every worker that reads the topic (no service includes another's
+ * header): decoding and validation of order events (DOMAIN.md sections 6 and 8) and
  * the pure arithmetic of an order, without any server, so every rule is
  * unit-testable. */
 
@@ -20,6 +22,18 @@
  * freed). now_ms bounds event times. */
 ka_err_t order_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OrderEvent **out,
                       char *event_id, size_t idlen, ka_reject_t *rej);
+
+/* Any content mode (ka_input.h): the decoder every worker reading the topic
+ * uses, with the topic's configured modes. Same contract as order_decode. */
+ka_err_t order_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__OrderEvent **out, char *event_id,
+                  size_t idlen, ka_reject_t *rej);
+
+/* The checks after decode, on an unpacked (or JSON-built) message. */
+ka_err_t order_decode_validate(const Ka__V1__OrderEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
+                       ka_reject_t *rej);
+
+extern const ka_input_type_t ka_input_order;
+
 
 /* A line's amount in minor units: quantity (thousandths) x unit price,
  * rounded half up to the minor unit, as the database computes it. The

@@ -1,13 +1,15 @@
-#ifndef VISIT_DECODE_H
-#define VISIT_DECODE_H
+#ifndef KA_VISIT_DECODE_H
+#define KA_VISIT_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ka/v1/visit.pb-c.h"
+#include "ka_input.h"
 #include "ka_validate.h"
 
-/* Decoding and validation of visit events (DOMAIN.md sections 3 and 8) and
+/* Shared by every worker that reads the topic (no service includes another's
+ * header): decoding and validation of visit events (DOMAIN.md sections 3 and 8) and
  * the pure rules of a visit (MAN class, follow-up due date), without any
  * server, so every rule is unit-testable. */
 
@@ -20,6 +22,18 @@
  * freed). now_ms bounds event times. */
 ka_err_t visit_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__VisitEvent **out,
                       char *event_id, size_t idlen, ka_reject_t *rej);
+
+/* Any content mode (ka_input.h): the decoder every worker reading the topic
+ * uses, with the topic's configured modes. Same contract as visit_decode. */
+ka_err_t visit_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__VisitEvent **out, char *event_id,
+                  size_t idlen, ka_reject_t *rej);
+
+/* The checks after decode, on an unpacked (or JSON-built) message. */
+ka_err_t visit_decode_validate(const Ka__V1__VisitEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
+                       ka_reject_t *rej);
+
+extern const ka_input_type_t ka_input_visit;
+
 
 /* The MAN class of a reading in seed 004's notation, upper case = yes, in
  * the order Money, Authority, Need ("MAN" .. "man"). out gets 4 bytes. */

@@ -3,7 +3,7 @@
 
 #include "ka_envelope.h"
 #include "ka_wire.h"
-#include "opp_decode.h"
+#include "ka_opp_decode.h"
 
 static int known_enum(const ProtobufCEnumDescriptor *desc, int value)
 {
@@ -169,23 +169,37 @@ static ka_err_t check_period(ka_reject_t *rej, const char *field, const Ka__V1__
     return KA_OK;
 }
 
-ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms,
-                    Ka__V1__OpportunityEvent **out, char *event_id, size_t idlen,
-                    ka_reject_t *rej)
+static ka_err_t validate_msg(const ProtobufCMessage *m, int64_t now_ms, char *event_id,
+                             size_t idlen, ka_reject_t *rej)
+{
+    return opp_decode_validate((const Ka__V1__OpportunityEvent *)m, now_ms, event_id, idlen, rej);
+}
+
+const ka_input_type_t ka_input_opportunity = {&ka__v1__opportunity_event__descriptor, validate_msg};
+
+ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OpportunityEvent **out,
+                    char *event_id, size_t idlen, ka_reject_t *rej)
 {
     *out = NULL;
     if (idlen)
         event_id[0] = '\0';
-    /* protobuf-c unpacks zero bytes into an all-default message. */
-    if (!payload || len == 0)
-        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OpportunityEvent (empty payload)");
-    Ka__V1__OpportunityEvent *ev = ka__v1__opportunity_event__unpack(NULL, len, payload);
-    *out = ev;
-    if (!ev)
-        return ka_reject(rej, KA_REASON_DECODE, "not a ka.v1.OpportunityEvent (%zu bytes)", len);
-    /* before any string is read: a NUL would cut it short unseen */
-    if (ka_check_wire_strings(rej, &ka__v1__opportunity_event__descriptor, payload, len))
-        return KA_ERR_INVALID;
+    ka_err_t rc = ka_input_decode_protobuf(&ka_input_opportunity, payload, len, now_ms,
+                                           (ProtobufCMessage **)out, event_id, idlen, rej);
+    return rc;
+}
+
+ka_err_t opp_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__OpportunityEvent **out, char *event_id,
+                  size_t idlen, ka_reject_t *rej)
+{
+    return ka_input_decode_msg(&ka_input_opportunity, msg, now_ms, (ProtobufCMessage **)out, event_id, idlen,
+                               rej);
+}
+
+ka_err_t opp_decode_validate(const Ka__V1__OpportunityEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
+                       ka_reject_t *rej)
+{
+    if (idlen)
+        event_id[0] = '\0';
     /* five minutes of clock skew: the CRM stamps events as they happen */
     if (ka_check_header(rej, ev->header, now_ms, 5LL * 60 * 1000))
         return KA_ERR_INVALID;
