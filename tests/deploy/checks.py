@@ -581,6 +581,7 @@ RUNTIME_OF = {
     "libmicrohttpd-dev": "libmicrohttpd12",
     "libcsv-dev": "libcsv3",
     "libcurl4-openssl-dev": "libcurl4",
+    "libssl-dev": "libssl3",
     "libcmocka-dev": None,
 }
 BUILD_TOOLS = ["build-essential", "cmake", "pkg-config", "protobuf-c-compiler"]
