@@ -74,6 +74,33 @@ ka_err_t ka_input_decode_msg(const ka_input_type_t *t, const ka_msg_t *msg, int6
                              ProtobufCMessage **out, char *event_id, size_t idlen,
                              ka_reject_t *rej);
 
+/* One input type's typed entry points over the generic decoder, so each
+ * type's file holds only its validation: the type `input` (ka_input_visit),
+ * prefix_decode (bare protobuf) and prefix_decode_msg (a consumed message,
+ * any content mode), both over prefix_decode_validate. */
+#define KA_INPUT_DEFINE(input, prefix, Type, descriptor)                                       \
+    static ka_err_t prefix##_validate_msg(const ProtobufCMessage *m, int64_t now_ms,           \
+                                          char *event_id, size_t idlen, ka_reject_t *rej)       \
+    {                                                                                          \
+        return prefix##_decode_validate((const Type *)m, now_ms, event_id, idlen, rej);        \
+    }                                                                                          \
+    const ka_input_type_t input = {&descriptor, prefix##_validate_msg};                        \
+    ka_err_t prefix##_decode(const void *payload, size_t len, int64_t now_ms, Type **out,      \
+                             char *event_id, size_t idlen, ka_reject_t *rej)                   \
+    {                                                                                          \
+        *out = NULL;                                                                           \
+        if (idlen)                                                                             \
+            event_id[0] = '\0';                                                                \
+        return ka_input_decode_protobuf(&input, payload, len, now_ms, (ProtobufCMessage **)out, \
+                                        event_id, idlen, rej);                                 \
+    }                                                                                          \
+    ka_err_t prefix##_decode_msg(const ka_msg_t *msg, int64_t now_ms, Type **out,              \
+                                 char *event_id, size_t idlen, ka_reject_t *rej)               \
+    {                                                                                          \
+        return ka_input_decode_msg(&input, msg, now_ms, (ProtobufCMessage **)out, event_id,    \
+                                   idlen, rej);                                                \
+    }
+
 /* Reads the input topics' options from configuration once per process (the
  * worker loop calls it at start): KA_CONTENT_MODES_VISIT, _OPPORTUNITY and
  * _ORDER for the topics KA_TOPIC_VISIT, ... name, and

@@ -169,31 +169,7 @@ static ka_err_t check_period(ka_reject_t *rej, const char *field, const Ka__V1__
     return KA_OK;
 }
 
-static ka_err_t validate_msg(const ProtobufCMessage *m, int64_t now_ms, char *event_id,
-                             size_t idlen, ka_reject_t *rej)
-{
-    return opp_decode_validate((const Ka__V1__OpportunityEvent *)m, now_ms, event_id, idlen, rej);
-}
-
-const ka_input_type_t ka_input_opportunity = {&ka__v1__opportunity_event__descriptor, validate_msg};
-
-ka_err_t opp_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OpportunityEvent **out,
-                    char *event_id, size_t idlen, ka_reject_t *rej)
-{
-    *out = NULL;
-    if (idlen)
-        event_id[0] = '\0';
-    ka_err_t rc = ka_input_decode_protobuf(&ka_input_opportunity, payload, len, now_ms,
-                                           (ProtobufCMessage **)out, event_id, idlen, rej);
-    return rc;
-}
-
-ka_err_t opp_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__OpportunityEvent **out, char *event_id,
-                  size_t idlen, ka_reject_t *rej)
-{
-    return ka_input_decode_msg(&ka_input_opportunity, msg, now_ms, (ProtobufCMessage **)out, event_id, idlen,
-                               rej);
-}
+KA_INPUT_DEFINE(ka_input_opportunity, opp, Ka__V1__OpportunityEvent, ka__v1__opportunity_event__descriptor)
 
 ka_err_t opp_decode_validate(const Ka__V1__OpportunityEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
                        ka_reject_t *rej)

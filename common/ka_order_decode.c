@@ -123,31 +123,7 @@ static ka_err_t check_lines(ka_reject_t *rej, Ka__V1__LineItem **lines, size_t n
  * Decoding
  * ------------------------------------------------------------------------- */
 
-static ka_err_t validate_msg(const ProtobufCMessage *m, int64_t now_ms, char *event_id,
-                             size_t idlen, ka_reject_t *rej)
-{
-    return order_decode_validate((const Ka__V1__OrderEvent *)m, now_ms, event_id, idlen, rej);
-}
-
-const ka_input_type_t ka_input_order = {&ka__v1__order_event__descriptor, validate_msg};
-
-ka_err_t order_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__OrderEvent **out,
-                    char *event_id, size_t idlen, ka_reject_t *rej)
-{
-    *out = NULL;
-    if (idlen)
-        event_id[0] = '\0';
-    ka_err_t rc = ka_input_decode_protobuf(&ka_input_order, payload, len, now_ms,
-                                           (ProtobufCMessage **)out, event_id, idlen, rej);
-    return rc;
-}
-
-ka_err_t order_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__OrderEvent **out, char *event_id,
-                  size_t idlen, ka_reject_t *rej)
-{
-    return ka_input_decode_msg(&ka_input_order, msg, now_ms, (ProtobufCMessage **)out, event_id, idlen,
-                               rej);
-}
+KA_INPUT_DEFINE(ka_input_order, order, Ka__V1__OrderEvent, ka__v1__order_event__descriptor)
 
 ka_err_t order_decode_validate(const Ka__V1__OrderEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
                        ka_reject_t *rej)

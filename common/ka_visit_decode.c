@@ -138,31 +138,7 @@ static ka_err_t check_follow_up(ka_reject_t *rej, const Ka__V1__FollowUpPlan *p,
  * Decoding
  * ------------------------------------------------------------------------- */
 
-static ka_err_t validate_msg(const ProtobufCMessage *m, int64_t now_ms, char *event_id,
-                             size_t idlen, ka_reject_t *rej)
-{
-    return visit_decode_validate((const Ka__V1__VisitEvent *)m, now_ms, event_id, idlen, rej);
-}
-
-const ka_input_type_t ka_input_visit = {&ka__v1__visit_event__descriptor, validate_msg};
-
-ka_err_t visit_decode(const void *payload, size_t len, int64_t now_ms, Ka__V1__VisitEvent **out,
-                    char *event_id, size_t idlen, ka_reject_t *rej)
-{
-    *out = NULL;
-    if (idlen)
-        event_id[0] = '\0';
-    ka_err_t rc = ka_input_decode_protobuf(&ka_input_visit, payload, len, now_ms,
-                                           (ProtobufCMessage **)out, event_id, idlen, rej);
-    return rc;
-}
-
-ka_err_t visit_decode_msg(const ka_msg_t *msg, int64_t now_ms, Ka__V1__VisitEvent **out, char *event_id,
-                  size_t idlen, ka_reject_t *rej)
-{
-    return ka_input_decode_msg(&ka_input_visit, msg, now_ms, (ProtobufCMessage **)out, event_id, idlen,
-                               rej);
-}
+KA_INPUT_DEFINE(ka_input_visit, visit, Ka__V1__VisitEvent, ka__v1__visit_event__descriptor)
 
 ka_err_t visit_decode_validate(const Ka__V1__VisitEvent *ev, int64_t now_ms, char *event_id, size_t idlen,
                        ka_reject_t *rej)
