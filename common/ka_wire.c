@@ -58,6 +58,11 @@ static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, 
         pos += k;
         unsigned wire = (unsigned)(key & 7);
         uint64_t tag = key >> 3;
+        /* Field number 0 does not exist. protobuf-c refuses it only when the
+         * key's first byte shows it: an overlong key of 0 would be kept as an
+         * unknown field and packed again as 0x00, which it cannot read. */
+        if (tag == 0)
+            return -1;
         const uint8_t *body = NULL;
         size_t body_len = 0;
         switch (wire) {
@@ -89,7 +94,7 @@ static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, 
         default: /* groups (3, 4) and the unused 6, 7: protobuf-c refuses them too */
             return -1;
         }
-        if (!body || tag == 0 || tag > UINT32_MAX)
+        if (!body || tag > UINT32_MAX)
             continue;
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field(desc, (unsigned)tag);

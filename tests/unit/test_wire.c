@@ -196,6 +196,35 @@ static void the_check_gives_a_reason_and_the_field(void **state)
     free(buf);
 }
 
+/* Field number 0 does not exist; protobuf-c refuses it only when the key's
+ * first byte shows it (0x00-0x07), so an overlong key (0x80 0x80 0x80 0x00)
+ * was unpacked as an unknown field, which protobuf-c then packs as 0x00 and
+ * cannot read back: an event the official runtimes refuse, accepted. Found
+ * by the input fuzz target (tests/fuzz/corpus/input/crash_overlong_field_zero). */
+static void field_number_zero_is_not_a_message(void **state)
+{
+    (void)state;
+    visit_fixture_t f;
+    valid_visit(&f);
+    size_t len = ka__v1__visit_event__get_packed_size(&f.e);
+    static const uint8_t zero[] = {0x80, 0x80, 0x80, 0x00, 0x01}; /* field 0, varint 1 */
+    uint8_t *buf = malloc(len + sizeof zero);
+    assert_non_null(buf);
+    ka__v1__visit_event__pack(&f.e, buf);
+    memcpy(buf + len, zero, sizeof zero);
+    char field[64];
+    assert_int_equal(find(buf, len + sizeof zero, field, sizeof field), -1);
+    Ka__V1__VisitEvent *ev = NULL;
+    ka_reject_t rej;
+    char id[80];
+    assert_int_equal(visit_decode(buf, len + sizeof zero, FUZZ_NOW_MS, &ev, id, sizeof id, &rej),
+                     KA_ERR_INVALID);
+    assert_string_equal(rej.reason, KA_REASON_DECODE);
+    if (ev)
+        ka__v1__visit_event__free_unpacked(ev, NULL);
+    free(buf);
+}
+
 /* ----------------------------------------------------------------------------
  * The decoders, on packed events and on the committed fuzz seeds
  * ------------------------------------------------------------------------- */
@@ -309,6 +338,7 @@ int main(void)
         cmocka_unit_test(a_short_path_buffer_is_cut_not_overrun),
         cmocka_unit_test(an_unknown_field_with_a_nul_is_ignored),
         cmocka_unit_test(malformed_bytes_are_not_a_message),
+        cmocka_unit_test(field_number_zero_is_not_a_message),
         cmocka_unit_test(the_check_gives_a_reason_and_the_field),
         cmocka_unit_test(the_visit_decoder_refuses_a_nul_in_the_event_id),
         cmocka_unit_test(the_nul_seeds_are_refused),
