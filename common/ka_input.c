@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ka_input.h"
+#include "ka_json_arena.h"
 #include "ka_wire.h"
 
 _Static_assert(KA_REJECT_PATH_MAX == KA_JSON_PATH_MAX, "a JSON path fits the dead letter's");
@@ -74,6 +75,7 @@ static ka_err_t decode_mode(const ka_input_type_t *t, const ka_input_src_t *src,
             take(rej, &jerr);
         break;
     case KA_CONTENT_CLOUDEVENTS:
+        ka_json_arena_begin(); /* ended after json_decref(root) below */
         root = ka_json_load(src->payload, src->len, jo, &jerr);
         rc = root ? ka_ce_parse_structured(root, &ce, &jerr) : KA_ERR_INVALID;
         if (rc == KA_OK)
@@ -94,7 +96,10 @@ static ka_err_t decode_mode(const ka_input_type_t *t, const ka_input_src_t *src,
         take(rej, &jerr);
         rc = KA_ERR_INVALID;
     }
-    json_decref(root);
+    if (mode == KA_CONTENT_CLOUDEVENTS) {
+        json_decref(root);
+        ka_json_arena_end();
+    }
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ka_json_arena.h"
 #include "ka_json_pb.h"
 #include "ka_rfc3339.h"
 
@@ -912,10 +913,10 @@ ka_err_t ka_json_pb_parse(const ProtobufCMessageDescriptor *desc, const void *bu
                           ka_json_reject_t *err)
 {
     *out = NULL;
+    ka_json_arena_begin(); /* the document lives within this call */
     json_t *root = ka_json_load(buf, len, opts, err);
-    if (!root)
-        return KA_ERR_INVALID;
-    ka_err_t rc = ka_json_pb_from_value(desc, root, "$", opts, out, err);
+    ka_err_t rc = root ? ka_json_pb_from_value(desc, root, "$", opts, out, err) : KA_ERR_INVALID;
     json_decref(root);
+    ka_json_arena_end();
     return rc;
 }

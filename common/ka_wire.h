@@ -19,7 +19,8 @@
  * field. Returns 1 and writes the field's path to `field` ("header.event_id",
  * "contacts[2].name") when one is found, 0 when there is none, -1 when the
  * bytes are not a well-formed encoding (truncated, a length past the end, a
- * group wire type, nesting deeper than 32). Unknown fields are skipped. */
+ * group wire type, field number 0, nesting deeper than 32). Unknown fields
+ * are skipped. */
 int ka_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                      char *field, size_t fieldlen);
 

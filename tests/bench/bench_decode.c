@@ -25,6 +25,7 @@
 #include "ka/v1/visit.pb-c.h"
 #include "ka_cloudevents.h"
 #include "ka_framing.h"
+#include "ka_json_arena.h"
 #include "ka_json_pb.h"
 #include "ka_wire.h"
 #include "ka_order_decode.h"
@@ -145,10 +146,12 @@ static void decode_json(const bench_case_t *c)
 static void parse_only(const bench_case_t *c)
 {
     ka_json_reject_t err;
+    ka_json_arena_begin(); /* as ka_json_pb_parse loads */
     json_t *root = ka_json_load(c->json, strlen(c->json), NULL, &err);
     if (!root)
         die("parse", &err.rej);
     json_decref(root);
+    ka_json_arena_end();
 }
 
 static void decode_cloudevents(const bench_case_t *c)
@@ -156,6 +159,7 @@ static void decode_cloudevents(const bench_case_t *c)
     ka_json_reject_t err;
     ka_cloudevent_t ce;
     ProtobufCMessage *m;
+    ka_json_arena_begin(); /* as ka_input's CloudEvents path */
     json_t *root = ka_json_load(c->ce, c->ce_len, NULL, &err);
     if (!root || ka_ce_parse_structured(root, &ce, &err) != KA_OK ||
         ka_json_pb_from_value(c->desc, ce.data, "$.data", NULL, &m, &err) != KA_OK)
@@ -167,6 +171,7 @@ static void decode_cloudevents(const bench_case_t *c)
         die("cloudevents", &err.rej);
     protobuf_c_message_free_unpacked(m, NULL);
     json_decref(root);
+    ka_json_arena_end();
 }
 
 static void decode_json_order(const bench_case_t *c)
