@@ -175,7 +175,8 @@ async function refreshPanels() {
         p.body.replaceChildren(...[p.draw(...got.map((g) => g.data))].flat());
         p.drawn = true;
       }
-      for (const g of got) if (g.source) lastSource = g;
+      // The footer tells where the funnel's figures came from (Redis or PostgreSQL).
+      if (p.section.id === 'funnel' || !lastSource) for (const g of got) if (g.source) lastSource = g;
     } catch (e) {
       if (view !== current) return;
       if (!(e instanceof ApiError)) throw e;
@@ -443,6 +444,8 @@ function route() {
     panels = nodeView(id || me.node.id);
   }
   current = { generation: ++generation, panels };
+  lastSource = null;
+  lastSource = null;
   document.getElementById('view').replaceChildren(...panels.map((p) => p.section));
   return refresh();
 }
