@@ -208,6 +208,7 @@ function errorBox(e) {
 
 function showError(e) {
   current = null;
+  document.getElementById('status').textContent = '';
   document.getElementById('view').replaceChildren(el('div', { id: 'error' }, errorBox(e)));
 }
 
