@@ -343,6 +343,16 @@ def screenshot():
     page.screenshot(path=os.path.join(ARTIFACTS, "manager-page.png"), full_page=True)
 
 
+def chinese_labels():
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('#funnel h2').textContent === '销售漏斗'")
+    assert page.inner_text("#forecast h2") == "销售预测" and page.inner_text("#lang") == "English"
+    eventually(lambda: assert_funnel_matches(org.t1))
+    page.screenshot(path=os.path.join(ARTIFACTS, "manager-page-zh.png"), full_page=True)
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('#funnel h2').textContent === 'Funnel'")
+
+
 def drill_down():
     page.click(f"#children a[data-node='{org.r1}']")
     page.wait_for_selector(f"#node-name[data-node='{org.r1}']")
@@ -415,6 +425,7 @@ try:
          lambda: eventually(alerts_and_followups_equal_api))
     case("the page updates by itself after a new event", updates_after_a_new_event)
     case("screenshot", screenshot)
+    case("Chinese labels, the same figures", chinese_labels)
     case("drill down: a rep, an account, an opportunity's timeline", drill_down)
     case("another team: the page shows 403", another_team_is_403)
     case("a bad token stays at the login with its reason", bad_token_is_refused)
