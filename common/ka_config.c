@@ -142,6 +142,9 @@ static const key_def_t keys[] = {
      "ka-api: requests a token may make per second before 429", 0},
     {"KA_API_CORS_ORIGIN", KEY_STR, "", 0, 0, NULL,
      "ka-api: the one origin allowed by CORS (empty: CORS off, no header sent)", KF_OPTIONAL},
+    {"KA_API_WWW", KEY_STR, "", 0, 0, NULL,
+     "ka-api: folder of the manager's page served at / (empty: services/api/www of the "
+     "source tree it was built from; /opt/ka/services/api/www in the image)", KF_OPTIONAL},
     {"KA_API_DRAIN_MS", KEY_INT, "10000", 0, 600000, NULL,
      "ka-api: on SIGTERM, how long requests in flight may take to finish", 0},
     {"KA_CLOCK_OFFSET_MS", KEY_INT, "0", -315360000000LL, 315360000000LL, NULL,

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "api_http.h"
+#include "api_www.h"
 #include "ka_hash.h"
 #include "ka_log.h"
 #include "ka_token.h"
@@ -31,6 +32,7 @@ struct api_http {
     const ka_config_t *cfg;
     api_pool_t *pool;
     ka_metrics_t *metrics;
+    api_www_t *www; /* the manager's page; NULL when its folder is missing */
     struct MHD_Daemon *d;
     int port;
     const char *cors_origin; /* NULL: CORS off */
@@ -156,6 +158,31 @@ static enum MHD_Result send_json(api_http_t *h, struct MHD_Connection *c, api_re
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     common_headers(h, c, resp);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* A file of the manager's page. The page loads nothing from elsewhere and
+ * runs no inline code, so the policy allows only this origin. */
+static enum MHD_Result send_file(api_http_t *h, struct MHD_Connection *c, const api_www_file_t *f)
+{
+    int same = etag_matches(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_IF_NONE_MATCH), f->etag);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(same ? 0 : f->len, f->data,
+                                                                MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (!same)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, f->etag);
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    common_headers(h, c, resp);
+    enum MHD_Result rc = MHD_queue_response(c, same ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -398,8 +425,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/v1") == 0 || strncmp(url, "/v1/", 4) == 0)
         return serve_v1(h, c, url);
+    const api_www_file_t *f = api_www_find(h->www, url);
+    if (f)
+        return send_file(h, c, f);
     api_req_t r = {.status = 404};
-    api_error(&r, 404, "not_found", "no such resource: the API is under /v1", NULL);
+    api_error(&r, 404, "not_found", "no such resource: the API is under /v1, the page at /", NULL);
     enum MHD_Result rc = send_json(h, c, &r);
     json_decref(r.body);
     return rc;
@@ -432,6 +462,10 @@ api_http_t *api_http_start(const ka_config_t *cfg, api_pool_t *pool, ka_metrics_
     const char *cors = ka_config_str(cfg, "KA_API_CORS_ORIGIN");
     h->cors_origin = cors && cors[0] ? cors : NULL;
     pthread_mutex_init(&h->rate_mu, NULL);
+    char werr[KA_ERRSTR_SIZE];
+    h->www = api_www_load(ka_config_str(cfg, "KA_API_WWW"), werr, sizeof werr);
+    if (!h->www) /* the API serves on without its page */
+        ka_log(KA_LOG_WARN, "no manager's page at /", "{s:s}", "error", werr);
     h->requests = ka_metrics_counter(m, "ka_api_requests_total", "API requests answered",
                                      "route,status");
     h->seconds = ka_metrics_histogram(m, "ka_api_request_seconds", "API request latency",
@@ -465,6 +499,7 @@ api_http_t *api_http_start(const ka_config_t *cfg, api_pool_t *pool, ka_metrics_
     return h;
 fail:
     pthread_mutex_destroy(&h->rate_mu);
+    api_www_free(h->www);
     free(h);
     return NULL;
 }
@@ -497,5 +532,6 @@ void api_http_drain_and_stop(api_http_t *h, int drain_ms)
         ka_log(KA_LOG_WARN, "drain timed out: requests cut off", "{s:i}", "in_flight", left);
     MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->rate_mu);
+    api_www_free(h->www);
     free(h);
 }
