@@ -24,6 +24,10 @@ int bench_pgload(int argc, char **argv);
  * matches each alert to the events that caused it. */
 int bench_latency(int argc, char **argv);
 
+/* ka-api's answer time at a fixed request rate over keep-alive
+ * connections (bench_api.c). */
+int bench_api(int argc, char **argv);
+
 /* A consumer for explicit assignments; NULL with the error printed. */
 rd_kafka_t *bench_kafka_consumer(const char *why);
 

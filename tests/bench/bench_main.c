@@ -49,7 +49,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: ka-bench topics PARTITIONS TOPIC...\n"
                  "       ka-bench consume TOPIC...\n"
                  "       ka-bench pgload ROWS\n"
-                 "       ka-bench latency INPUT_TOPIC ALERT_TOPIC SECONDS\n\n"
+                 "       ka-bench latency INPUT_TOPIC ALERT_TOPIC SECONDS\n"
+                 "       ka-bench api PORT TOKEN SECONDS RATE CONNS PATH...\n\n"
                  "The benchmark's measuring tools (tests/bench/run drives them); each prints\n"
                  "one JSON object. Servers from KA_KAFKA_BROKERS and KA_PG_DSN.\n");
 }
@@ -75,6 +76,8 @@ int main(int argc, char **argv)
         rc = bench_pgload(argc - 2, argv + 2);
     else if (strcmp(argv[1], "latency") == 0)
         rc = bench_latency(argc - 2, argv + 2);
+    else if (strcmp(argv[1], "api") == 0)
+        rc = bench_api(argc - 2, argv + 2);
     else {
         fprintf(stderr, "ka-bench: unknown command \"%s\"\n\n", argv[1]);
         usage(stderr);
