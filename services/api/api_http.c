@@ -211,7 +211,9 @@ static int authenticate(api_req_t *r, struct MHD_Connection *c)
     json_t *v = api_pg_json(r,
                             "SELECT json_build_object('id', id, 'node', node_id, 'ops', ops, "
                             "'revoked', revoked_at IS NOT NULL, 'expired', expires_at IS NOT NULL "
-                            "AND expires_at <= now()) FROM api_token WHERE hash = $1",
+                            "AND expires_at <= now(), 'retired', NOT coalesce((SELECT n.active "
+                            "FROM org_node n WHERE n.id = node_id), false)) "
+                            "FROM api_token WHERE hash = $1",
                             1, &p);
     if (!v)
         return 0;
@@ -222,6 +224,11 @@ static int authenticate(api_req_t *r, struct MHD_Connection *c)
         api_error(r, 401, "unauthorized", "token revoked", NULL);
     else if (json_is_true(json_object_get(v, "expired")))
         api_error(r, 401, "unauthorized", "token expired", NULL);
+    /* A reorg that retired the node retires its tokens: the subtree they
+     * named is no longer anyone's to read. */
+    else if (json_is_true(json_object_get(v, "retired")))
+        api_error(r, 401, "unauthorized", "token's node deactivated: create a token for the "
+                  "node that took over", NULL);
     else {
         snprintf(r->tok_id, sizeof r->tok_id, "%s", json_string_value(json_object_get(v, "id")));
         snprintf(r->tok_node, sizeof r->tok_node, "%s",

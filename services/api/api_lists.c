@@ -4,9 +4,7 @@
 #include <string.h>
 
 #include "api.h"
-
-/* The subtree of $1, for a column naming an org node. */
-#define UNDER(col) col " IN (SELECT descendant_id FROM org_closure WHERE ancestor_id = $1)"
+#include "ka_queries.h"
 
 int api_node_alerts(api_req_t *r, const char *node)
 {
@@ -26,11 +24,11 @@ int api_node_alerts(api_req_t *r, const char *node)
         "a.alert_id, 'type', a.type, 'severity', a.severity, 'status', a.status, 'subject_kind', "
         "a.subject_kind, 'subject_id', a.subject_id, 'node_id', a.node_id, 'summary', a.summary, "
         "'details', a.details, 'starts_at', a.starts_at, 'ends_at', a.ends_at, "
-        "'last_transition_at', a.last_transition_at) ORDER BY a.last_transition_at DESC, "
-        "a.fingerprint DESC), '[]') FROM (SELECT * FROM api_alert a WHERE " UNDER("a.node_id")
+        "'last_transition_at', a.last_transition_at) ORDER BY " KA_SQL_ALERTS_ORDER("a.") "), '[]') "
+        "FROM (SELECT * FROM api_alert a WHERE " KA_SQL_UNDER_NODE("a.node_id")
         " AND ($2 = 'all' OR a.status = $2) AND ($3::timestamptz IS NULL OR "
         "(a.last_transition_at, a.fingerprint) < ($3::timestamptz, $4)) "
-        "ORDER BY a.last_transition_at DESC, a.fingerprint DESC LIMIT $5::int + 1) a",
+        "ORDER BY " KA_SQL_ALERTS_ORDER("a.") " LIMIT $5::int + 1) a",
         5, p, limit, keys, 2, NULL);
     api_cursor_free(k, 2);
     r->source = "postgresql";
@@ -59,12 +57,11 @@ int api_node_followups(api_req_t *r, const char *node)
         "a.display_name, 'tier', a.tier, 'man_class', a.man_class, 'rep_id', f.rep_id, "
         "'rep_name', rn.name, 'action', f.action, 'interval_days', f.interval_days, "
         "'next_due_at', f.next_due_at, 'set_at', f.set_at, 'overdue', f.next_due_at < now(), "
-        "'days_overdue', CASE WHEN f.next_due_at < now() THEN floor(extract(epoch FROM now() - "
-        "f.next_due_at) / 86400)::int END) ORDER BY f.next_due_at, f.account_id), '[]') "
-        "FROM (SELECT * FROM follow_up f WHERE " UNDER("f.rep_id")
-        " AND (NOT $2::boolean OR f.next_due_at < now()) AND ($3::timestamptz IS NULL OR "
-        "(f.next_due_at, f.account_id) > ($3::timestamptz, $4)) ORDER BY f.next_due_at, "
-        "f.account_id LIMIT $5::int + 1) f JOIN account a ON a.id = f.account_id "
+        "'days_overdue', " KA_SQL_FOLLOWUP_DAYS_OVERDUE ") ORDER BY " KA_SQL_FOLLOWUPS_ORDER "), "
+        "'[]') FROM (SELECT * FROM follow_up f WHERE " KA_SQL_FOLLOWUPS_WHERE " AND "
+        "($3::timestamptz IS NULL OR (f.next_due_at, f.account_id) > ($3::timestamptz, $4)) "
+        "ORDER BY " KA_SQL_FOLLOWUPS_ORDER " LIMIT $5::int + 1) f "
+        "JOIN account a ON a.id = f.account_id "
         "LEFT JOIN org_node rn ON rn.id = f.rep_id",
         5, p, limit, keys, 2, NULL);
     api_cursor_free(k, 2);
@@ -82,20 +79,10 @@ int api_node_coverage(api_req_t *r, const char *node)
      * share within interval, fewest visits on time). */
     json_t *v = api_pg_json(
         r,
-        "WITH m AS (SELECT coalesce($2::date, date_trunc('month', now() AT TIME ZONE 'UTC')::date) "
-        "AS month), r AS (SELECT rep_id FROM follow_up_coverage UNION "
-        "SELECT v.rep_id FROM visit_coverage_rep_month v, m WHERE v.month = m.month), "
-        "x AS (SELECT r.rep_id, n.name AS rep_name, coalesce(f.accounts_followed, 0) AS "
-        "accounts_followed, coalesce(f.within_interval, 0) AS within_interval, "
-        "coalesce(f.overdue, 0) AS overdue, f.within_interval_pct::float8 AS within_interval_pct, "
-        "coalesce(v.visits, 0) AS visits, coalesce(v.accounts_visited, 0) AS accounts_visited, "
-        "coalesce(v.planned_visits, 0) AS planned_visits, coalesce(v.on_time_visits, 0) AS "
-        "on_time_visits FROM r CROSS JOIN m LEFT JOIN follow_up_coverage f ON f.rep_id = r.rep_id "
-        "LEFT JOIN visit_coverage_rep_month v ON v.rep_id = r.rep_id AND v.month = m.month "
-        "LEFT JOIN org_node n ON n.id = r.rep_id WHERE " UNDER("r.rep_id") ") "
+        "WITH " KA_SQL_COVERAGE_CTES("coalesce($2::date, date_trunc('month', now() AT TIME "
+                                     "ZONE 'UTC')::date)") ", x AS (SELECT * FROM cov) "
         "SELECT json_build_object('node', $1::text, 'month', to_char((SELECT month FROM m), "
-        "'YYYY-MM'), 'reps', coalesce((SELECT json_agg(x ORDER BY x.overdue DESC, "
-        "x.within_interval_pct NULLS LAST, x.on_time_visits, x.rep_id) FROM x), '[]'), "
+        "'YYYY-MM'), 'reps', coalesce((SELECT json_agg(x ORDER BY " KA_SQL_COVERAGE_ORDER("x.") ") FROM x), '[]'), "
         "'totals', (SELECT json_build_object('reps', count(*), 'accounts_followed', "
         "coalesce(sum(accounts_followed), 0), 'within_interval', coalesce(sum(within_interval), 0), "
         "'overdue', coalesce(sum(overdue), 0), 'visits', coalesce(sum(visits), 0), "
@@ -138,8 +125,7 @@ int api_planning(api_req_t *r, const char *division)
         "f.division_node_id, 'weighted_quantity', f.weighted_quantity::float8, "
         "'committed_quantity', f.committed_quantity::float8, 'revision', f.revision, "
         "'changed_at', f.changed_at) ORDER BY f.period_month, f.sku), '[]') "
-        "FROM (SELECT * FROM planning_feed f WHERE f.division_node_id = $1 AND "
-        "($2::date IS NULL OR f.period_month = $2::date) AND ($3::text IS NULL OR "
+        "FROM (SELECT * FROM planning_feed f WHERE " KA_SQL_PLANNING_WHERE " AND ($3::text IS NULL OR "
         "(f.period_month, f.sku) > (to_date($3, 'YYYY-MM'), $4)) "
         "ORDER BY f.period_month, f.sku LIMIT $5::int + 1) f LEFT JOIN product p ON p.sku = f.sku",
         5, p, limit, keys, 2, NULL);
@@ -175,10 +161,9 @@ int api_deadletters(api_req_t *r)
         "'consumer_group', d.consumer_group, 'source_topic', d.source_topic, 'source_partition', "
         "d.source_partition, 'source_offset', d.source_offset, 'reason', d.reason, 'detail', "
         "d.detail, 'payload_bytes', coalesce(length(d.payload), 0), 'redriven_at', d.redriven_at) "
-        "ORDER BY d.id DESC), '[]') FROM (SELECT * FROM dead_letter d WHERE ($1::text IS NULL OR "
-        "d.consumer_group = $1) AND ($2::text IS NULL OR d.reason = $2) AND (NOT $3::boolean OR "
-        "d.redriven_at IS NULL) AND ($4::bigint IS NULL OR d.id < $4::bigint) ORDER BY d.id DESC "
-        "LIMIT $5::int + 1) d",
+        "ORDER BY " KA_SQL_DEADLETTERS_ORDER "), '[]') FROM (SELECT * FROM dead_letter d WHERE "
+        KA_SQL_DEADLETTERS_WHERE " AND ($4::bigint IS NULL OR d.id < $4::bigint) "
+        "ORDER BY " KA_SQL_DEADLETTERS_ORDER " LIMIT $5::int + 1) d",
         5, p, limit, keys, 1, NULL);
     api_cursor_free(k, 1);
     r->source = "postgresql";

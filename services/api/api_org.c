@@ -345,13 +345,9 @@ int api_node_forecast(api_req_t *r, const char *node)
         "'raw_minor', a.raw_minor, 'adjusted_minor', a.adjusted_minor, 'reason', a.reason, "
         "'adjusted_by', a.adjusted_by, 'adjusted_at', a.adjusted_at) ORDER BY a.adjusted_at, a.id) "
         "FROM forecast_adjustment a WHERE a.node_id = f.node_id AND a.period_kind = f.period_kind "
-        "AND a.period_start = f.period_start), '[]')) ORDER BY f.period_kind, f.period_start), "
+        "AND a.period_start = f.period_start), '[]')) ORDER BY " KA_SQL_FORECAST_ORDER "), "
         "'[]'), '_age_ms', (extract(epoch FROM now() - max(f.updated_at)) * 1000)::bigint) "
-        "FROM forecast f WHERE f.node_id = $1 AND ($2::text IS NULL OR f.period_kind = $2) AND "
-        "CASE WHEN $3::date IS NOT NULL THEN f.period_start = $3::date ELSE "
-        KA_SQL_PERIOD_END("f.period_kind", "f.period_start") " > $4::date AND ($5::boolean OR "
-        "f.period_start <= " KA_SQL_PERIOD_END("f.period_kind", "date_trunc(f.period_kind, $4::date)")
-        ") END",
+        "FROM forecast f WHERE " KA_SQL_FORECAST_WHERE,
         5, p);
     if (!v)
         return 0;

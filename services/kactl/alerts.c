@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "kactl.h"
 
 static int print_rows(void *ud, const ka_pgres_t *res)
@@ -55,7 +56,7 @@ int kactl_alerts(const ka_config_t *cfg, int argc, char **argv)
         "SELECT status, severity, type, subject_id, "
         "to_char(CASE WHEN status = 'firing' THEN starts_at ELSE ends_at END AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD HH24:MI'), summary FROM alert_state "
-        "WHERE $1::boolean OR status = 'firing' ORDER BY last_transition_at DESC LIMIT $2::int",
+        "WHERE $1::boolean OR status = 'firing' ORDER BY " KA_SQL_ALERTS_ORDER("") " LIMIT $2::int",
         2, p, print_rows, &n, err, sizeof err);
     ka_pg_free(pg);
     if (rc != KA_OK) {

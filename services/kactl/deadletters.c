@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "kactl.h"
 
 static void usage(FILE *out)
@@ -90,9 +91,8 @@ int kactl_deadletters(const ka_config_t *cfg, int argc, char **argv)
         "coalesce(detail, ''), coalesce(length(payload), 0), "
         "coalesce('re-driven ' || to_char(redriven_at AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD HH24:MI:SS'), ''), coalesce(content_mode, ''), coalesce(json_path, '') "
-        "FROM dead_letter WHERE ($1::text IS NULL OR consumer_group = $1) "
-        "AND ($2::text IS NULL OR reason = $2) AND (NOT $3::boolean OR redriven_at IS NULL) "
-        "ORDER BY created_at DESC, id DESC LIMIT $4::int",
+        "FROM dead_letter d WHERE " KA_SQL_DEADLETTERS_WHERE " ORDER BY "
+        KA_SQL_DEADLETTERS_ORDER " LIMIT $4::int",
         4, p, print_rows, &n, err, sizeof err);
     ka_pg_free(pg);
     if (rc != KA_OK) {

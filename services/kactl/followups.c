@@ -6,13 +6,9 @@
 #include <string.h>
 
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "kactl.h"
 #include "ui.h"
-
-/* The reps under $1 (rolled up over its subtree); NULL $1: every rep. */
-#define UNDER_NODE(col)                                                                           \
-    "($1::text IS NULL OR " col " IN (SELECT descendant_id FROM org_closure WHERE ancestor_id = " \
-    "$1))"
 
 /* Seed 004: what to do with an account of each MAN class (upper case = yes,
  * in the order Money, Authority, Need). */
@@ -188,7 +184,7 @@ int kactl_followups(const ka_config_t *cfg, int argc, char **argv)
                     "SELECT count(*), count(*) FILTER (WHERE f.next_due_at < now()), "
                     "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
                     "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') "
-                    "FROM follow_up f WHERE " UNDER_NODE("f.rep_id"),
+                    "FROM follow_up f WHERE " KA_SQL_UNDER_NODE("f.rep_id"),
                     1, &p1, read_totals, &t, err, sizeof err) != KA_OK)
         goto fail;
 
@@ -206,14 +202,13 @@ int kactl_followups(const ka_config_t *cfg, int argc, char **argv)
     int shown = 0;
     if (ka_pg_query(pg,
                     "SELECT to_char(f.next_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
-                    "CASE WHEN f.next_due_at < now() "
-                    "THEN floor(extract(epoch FROM now() - f.next_due_at) / 86400)::int END, "
+                    KA_SQL_FOLLOWUP_DAYS_OVERDUE ", "
                     "a.display_name, coalesce(a.tier, '-'), coalesce(a.man_class, ''), f.rep_id, "
                     "coalesce(r.name, ''), f.action, f.interval_days "
                     "FROM follow_up f JOIN account a ON a.id = f.account_id "
                     "LEFT JOIN org_node r ON r.id = f.rep_id "
-                    "WHERE " UNDER_NODE("f.rep_id") " AND (NOT $2::boolean OR f.next_due_at < "
-                    "now()) ORDER BY f.next_due_at, f.account_id LIMIT $3::int",
+                    "WHERE " KA_SQL_FOLLOWUPS_WHERE " ORDER BY " KA_SQL_FOLLOWUPS_ORDER
+                    " LIMIT $3::int",
                     3, p2, print_follow_ups, &shown, err, sizeof err) != KA_OK)
         goto fail;
     printf("%d of %lld follow-up%s shown; %lld overdue\n", shown,
@@ -230,24 +225,13 @@ int kactl_followups(const ka_config_t *cfg, int argc, char **argv)
     memset(&c, 0, sizeof c);
     if (ka_pg_query(
             pg,
-            "WITH m AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date AS month), "
-            "r AS (SELECT rep_id FROM follow_up_coverage UNION "
-            "SELECT v.rep_id FROM visit_coverage_rep_month v, m WHERE v.month = m.month) "
-            "SELECT r.rep_id, coalesce(n.name, ''), coalesce(f.accounts_followed, 0), "
-            "coalesce(f.within_interval, 0), coalesce(f.overdue, 0), f.within_interval_pct, "
-            "coalesce(v.visits, 0), coalesce(v.accounts_visited, 0), "
-            "coalesce(v.planned_visits, 0), coalesce(v.on_time_visits, 0), "
-            "count(*) OVER (), sum(coalesce(f.accounts_followed, 0)) OVER (), "
-            "sum(coalesce(f.within_interval, 0)) OVER (), sum(coalesce(f.overdue, 0)) OVER (), "
-            "sum(coalesce(v.visits, 0)) OVER (), sum(coalesce(v.planned_visits, 0)) OVER (), "
-            "sum(coalesce(v.on_time_visits, 0)) OVER () "
-            "FROM r CROSS JOIN m "
-            "LEFT JOIN follow_up_coverage f ON f.rep_id = r.rep_id "
-            "LEFT JOIN visit_coverage_rep_month v ON v.rep_id = r.rep_id AND v.month = m.month "
-            "LEFT JOIN org_node n ON n.id = r.rep_id "
-            "WHERE " UNDER_NODE("r.rep_id") " "
-            "ORDER BY coalesce(f.overdue, 0) DESC, f.within_interval_pct NULLS LAST, "
-            "coalesce(v.on_time_visits, 0), r.rep_id LIMIT $2::int",
+            "WITH " KA_SQL_COVERAGE_CTES("date_trunc('month', now() AT TIME ZONE 'UTC')::date")
+            " SELECT c.rep_id, coalesce(c.rep_name, ''), c.accounts_followed, c.within_interval, "
+            "c.overdue, c.within_interval_pct, c.visits, c.accounts_visited, c.planned_visits, "
+            "c.on_time_visits, count(*) OVER (), sum(c.accounts_followed) OVER (), "
+            "sum(c.within_interval) OVER (), sum(c.overdue) OVER (), sum(c.visits) OVER (), "
+            "sum(c.planned_visits) OVER (), sum(c.on_time_visits) OVER () FROM cov c "
+            "ORDER BY " KA_SQL_COVERAGE_ORDER("c.") " LIMIT $2::int",
             2, p3, print_coverage, &c, err, sizeof err) != KA_OK)
         goto fail;
     if (c.rows == 0) {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "ka_validate.h"
 #include "kactl.h"
 #include "ui.h"
@@ -64,8 +65,8 @@ static void period_label(const char *kind, const char *start, char *out, size_t 
  * adjusted, 13 quota, 14 raw coverage, 15 adjusted coverage, 16 raw gap, 17
  * adjusted gap, 18 revision, 19 submitted at, 20 submitted by, 21 updated. */
 #define FORECAST_COLS                                                                            \
-    "f.period_kind, f.period_start::text, (f.period_start + CASE f.period_kind WHEN 'month' "    \
-    "THEN interval '1 month' ELSE interval '3 months' END - interval '1 day')::date::text, "   \
+    "f.period_kind, f.period_start::text, "                                                    \
+    "(" KA_SQL_PERIOD_END("f.period_kind", "f.period_start") " - 1)::text, "                   \
     "f.raw_closed_minor, f.raw_commit_minor, f.raw_best_case_minor, f.raw_pipeline_minor, "      \
     "f.raw_weighted_pipeline_minor, f.adj_closed_minor, f.adj_commit_minor, "                    \
     "f.adj_best_case_minor, f.adj_pipeline_minor, f.adj_weighted_pipeline_minor, "              \
@@ -325,14 +326,8 @@ int kactl_forecast(const ka_config_t *cfg, int argc, char **argv)
     shown_t sh;
     memset(&sh, 0, sizeof sh);
     if (ka_pg_query(pg,
-                    "SELECT " FORECAST_COLS "FROM forecast f WHERE f.node_id = $1 AND "
-                    "CASE WHEN $2::text IS NOT NULL THEN f.period_kind = $2 AND "
-                    "f.period_start = $3::date ELSE (f.period_start + CASE f.period_kind WHEN "
-                    "'month' THEN interval '1 month' ELSE interval '3 months' END)::date > "
-                    "$4::date AND ($5::boolean OR f.period_start <= (date_trunc(f.period_kind, "
-                    "$4::date) + CASE f.period_kind WHEN 'month' THEN interval '1 month' ELSE "
-                    "interval '3 months' END)::date) END "
-                    "ORDER BY f.period_kind, f.period_start LIMIT 64",
+                    "SELECT " FORECAST_COLS "FROM forecast f WHERE " KA_SQL_FORECAST_WHERE
+                    " ORDER BY " KA_SQL_FORECAST_ORDER " LIMIT 64",
                     5, pf, print_forecasts, &sh, err, sizeof err) != KA_OK)
         goto out;
     if (sh.n == 0) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ka_pg.h"
+#include "ka_queries.h"
 #include "kactl.h"
 #include "ui.h"
 
@@ -118,8 +119,7 @@ int kactl_planning(const ka_config_t *cfg, int argc, char **argv)
             "f.division_node_id, to_char(f.weighted_quantity, 'FM999,999,990.0'), "
             "to_char(f.committed_quantity, 'FM999,999,990.0'), coalesce(p.unit, ''), f.revision "
             "FROM planning_feed f LEFT JOIN product p ON p.sku = f.sku "
-            "WHERE ($1::text IS NULL OR f.division_node_id = $1) "
-            "AND ($2::date IS NULL OR f.period_month = $2::date) "
+            "WHERE " KA_SQL_PLANNING_WHERE " "
             "AND (f.weighted_quantity > 0 OR f.committed_quantity > 0) "
             "ORDER BY f.weighted_quantity + f.committed_quantity DESC, f.sku, f.period_month, "
             "f.division_node_id LIMIT $3::int",

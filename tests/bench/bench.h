@@ -28,6 +28,10 @@ int bench_latency(int argc, char **argv);
  * writes and sends alerts at a rate, receives Alertmanager's webhook. */
 int bench_alert(int argc, char **argv);
 
+/* ka-api's answer time at a fixed request rate over keep-alive
+ * connections (bench_api.c). */
+int bench_api(int argc, char **argv);
+
 /* A consumer for explicit assignments; NULL with the error printed. */
 rd_kafka_t *bench_kafka_consumer(const char *why);
 

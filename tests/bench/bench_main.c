@@ -50,7 +50,8 @@ static void usage(FILE *out)
                  "       ka-bench consume TOPIC...\n"
                  "       ka-bench pgload ROWS\n"
                  "       ka-bench latency INPUT_TOPIC ALERT_TOPIC SECONDS\n"
-                 "       ka-bench alert ALERT_TOPIC HOOK_PORT EVENTS RATE\n\n"
+                 "       ka-bench alert ALERT_TOPIC HOOK_PORT EVENTS RATE\n"
+                 "       ka-bench api PORT TOKEN SECONDS RATE CONNS PATH...\n\n"
                  "The benchmark's measuring tools (tests/bench/run drives them); each prints\n"
                  "one JSON object. Servers from KA_KAFKA_BROKERS and KA_PG_DSN.\n");
 }
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
         rc = bench_latency(argc - 2, argv + 2);
     else if (strcmp(argv[1], "alert") == 0)
         rc = bench_alert(argc - 2, argv + 2);
+    else if (strcmp(argv[1], "api") == 0)
+        rc = bench_api(argc - 2, argv + 2);
     else {
         fprintf(stderr, "ka-bench: unknown command \"%s\"\n\n", argv[1]);
         usage(stderr);

@@ -414,7 +414,33 @@ def check_k8s(root, rendered, wk, keys, kactl, tops):
                 f"port {http_port}, resources, a PDB ({topic}: {parts} partitions, "
                 f"{d['spec'].get('replicas', 1)} replicas)", problems)
 
-    extra = sorted(set(deployments) - set(wk))
+    # ka-api is a service, not a worker (no topic, no group): a Deployment
+    # with both probes on its one port, resources and a PDB.
+    a = deployments.get("ka-api")
+    problems = [] if a else ["no Deployment named ka-api (deploy/k8s/api.yaml)"]
+    if a:
+        pod = a["spec"]["template"]
+        labels = pod["metadata"].get("labels") or {}
+        cs = [c for c in pod["spec"]["containers"] if (c.get("command") or [None])[0] == "ka-api"]
+        if not cs:
+            problems.append("no container runs ka-api (command: [ka-api])")
+        for c in cs:
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports") or []}
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                hg = (c.get(probe) or {}).get("httpGet") or {}
+                if hg.get("path") != path or ports.get(hg.get("port")) != 58080:
+                    problems.append(f"{probe} does not probe {path} on the named port 58080 (KA_API_PORT)")
+            for part in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set((c.get("resources") or {}).get(part) or {}):
+                    problems.append(f"resources.{part} lacks cpu or memory")
+        problems += env_refs(pod, "Deployment ka-api")
+        sels = [(p["spec"].get("selector") or {}).get("matchLabels") for p in pdbs]
+        if not any(s and all(labels.get(k) == v for k, v in s.items()) for s in sels):
+            problems.append("no PodDisruptionBudget selects its pods")
+    R.check("k8s: ka-api has a Deployment with liveness /healthz and readiness /readyz on port 58080, "
+            "resources, a PDB", problems)
+
+    extra = sorted(set(deployments) - set(wk) - {"ka-api"})
     R.check("k8s: every Deployment runs a worker the build makes",
             [f"Deployment {x} is not a worker of services/CMakeLists.txt" for x in extra])
 
@@ -566,6 +592,30 @@ def check_compose(root, project, wk, keys, kactl, tops):
                 problems.append(f"kactl rejects its environment: {err}")
         R.check(f"compose: worker {w} runs with a /readyz healthcheck, real KA_* keys kactl accepts, "
                 "after migrate and topics", problems)
+
+    # ka-api: the image, its port published with a /readyz healthcheck, after migrate.
+    s = services.get("ka-api") or {}
+    env = {k: v for k, v in (s.get("environment") or {}).items() if v is not None}
+    port = env.get("KA_API_PORT", "58080")
+    hc = " ".join(map(str, (s.get("healthcheck") or {}).get("test") or []))
+    problems = [] if s else ["no service ka-api in deploy/compose.yaml"]
+    if s and (s.get("command") or [None])[0] != "ka-api":
+        problems.append(f"command is {s.get('command')}, not [ka-api]")
+    if s and s.get("image") != image:
+        problems.append(f"image {s.get('image')!r} is not the migrate job's {image!r}")
+    if s and ("/readyz" not in hc or f"/{port}" not in hc):
+        problems.append(f"healthcheck does not probe /readyz on KA_API_PORT {port}")
+    if s and not any(str(p.get("target")) == str(port) for p in s.get("ports") or []):
+        problems.append(f"KA_API_PORT {port} is not published")
+    if s and ((s.get("depends_on") or {}).get("migrate") or {}).get("condition") != \
+            "service_completed_successfully":
+        problems.append("does not wait for migrate")
+    if s and kactl:
+        err = kactl_accepts(kactl, {k: v for k, v in env.items() if k.startswith("KA_")})
+        if err:
+            problems.append(f"kactl rejects its environment: {err}")
+    R.check("compose: ka-api runs from the image with a /readyz healthcheck on its published port, "
+            "after migrate", problems)
 
 
 # --- 4. Dockerfile -------------------------------------------------------------------

@@ -84,17 +84,19 @@ def free_port():
 class Api:
     """A ka-api process as role ka_api."""
 
-    def __init__(self, binary, pg_dsn=None, extra=None):
+    def __init__(self, binary, pg_dsn=None, extra=None, prefix=(), start_s=10):
+        """prefix: a command ka-api runs under (valgrind); start_s: how long
+        it may take to answer /healthz."""
         self.port = free_port()
         env = dict(os.environ)
         env["KA_PG_DSN"] = pg_dsn or dsn_as(os.environ["KA_PG_DSN"], "ka_api")
         env["KA_API_PORT"] = str(self.port)
         env["KA_HTTP_ADDR"] = "127.0.0.1"
         env.update(extra or {})
-        self.proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*prefix, binary], env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(f"/tmp/ka-api-test-{self.port}.log", "w"))
         self.base = f"http://127.0.0.1:{self.port}"
-        for _ in range(200):
+        for _ in range(int(start_s * 20)):
             try:
                 requests.get(self.base + "/healthz", timeout=1)
                 return
@@ -111,10 +113,10 @@ class Api:
             check_response(path, resp)
         return resp
 
-    def stop(self):
+    def stop(self, timeout=20):
         if self.proc.poll() is None:
             self.proc.terminate()
-            rc = self.proc.wait(timeout=20)
+            rc = self.proc.wait(timeout=timeout)
             assert rc == 0, f"ka-api exited {rc} after SIGTERM"
 
 

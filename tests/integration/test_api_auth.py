@@ -70,6 +70,18 @@ def test_expired_token():
     err(api.get("/v1/me", token=t), 401, "token expired")
 
 
+def test_token_of_a_deactivated_node():
+    t = token(KACTL, org.t2)
+    assert api.get("/v1/me", token=t).status_code == 200
+    psql(f"UPDATE org_node SET active = false WHERE id = '{org.t2}'")
+    try:
+        err(api.get("/v1/me", token=t), 401, "node deactivated")
+        err(api.get(f"/v1/nodes/{org.t2}/funnel", token=t), 401, "node deactivated")
+        assert api.get(f"/v1/nodes/{org.t2}", token=div).status_code == 200  # others still see it
+    finally:
+        psql(f"UPDATE org_node SET active = true WHERE id = '{org.t2}'")
+
+
 def test_team_token_sees_its_team_only():
     assert api.get(f"/v1/nodes/{org.t1}", token=t1).status_code == 200
     assert api.get(f"/v1/nodes/{org.r1}/funnel", token=t1).status_code == 200
@@ -139,7 +151,8 @@ def test_cors_is_off():
 
 
 for f in [test_missing_token, test_malformed_tokens, test_unknown_token, test_revoked_token,
-          test_expired_token, test_team_token_sees_its_team_only,
+          test_expired_token, test_token_of_a_deactivated_node,
+          test_team_token_sees_its_team_only,
           test_division_token_sees_its_teams, test_account_and_opportunity_of_another_team,
           test_unknown_node_is_404, test_dead_letters_are_for_ops, test_bad_parameters,
           test_rate_limit, test_cors_is_off]:

@@ -111,6 +111,19 @@ def test_alerts_under_node():
     assert [a["fingerprint"] for a in p2["items"]] == [f"f1-{s}"]
 
 
+def test_distributor_alerts_under_the_company():
+    psql(f"INSERT INTO alert_state (fingerprint, alert_id, type, severity, status, subject_kind, "
+         f"subject_id, summary, starts_at, last_transition_at) VALUES ('fd-{s}', 'id-{s}', "
+         f"'channel_diversion', 'warning', 'firing', 'distributor', 'dist-{s}', 'diversion', "
+         f"now(), now() + interval '30 days')")  # on top of the list
+    root = token(KACTL, org.c)
+    j = api.get(f"/v1/nodes/{org.c}/alerts", token=root, params={"limit": "5"}).json()
+    assert f"fd-{s}" in [a["fingerprint"] for a in j["items"]], j
+    assert [a["node_id"] for a in j["items"] if a["fingerprint"] == f"fd-{s}"] == [org.c]
+    j = api.get(f"/v1/nodes/{org.d}/alerts", token=div, params={"status": "all"}).json()
+    assert f"fd-{s}" not in [a["fingerprint"] for a in j["items"]]
+
+
 def test_followups_overdue_first_and_coverage():
     j = api.get(f"/v1/nodes/{org.d}/followups", token=div).json()
     assert [f["account_id"] for f in j["items"]] == [acc1, acc2]
@@ -147,6 +160,7 @@ def test_dead_letters_newest_first():
 
 
 for f in [test_funnel_figures, test_etag_304, test_tree_and_children_pages, test_alerts_under_node,
+          test_distributor_alerts_under_the_company,
           test_followups_overdue_first_and_coverage, test_account, test_forecast_empty_is_valid,
           test_dead_letters_newest_first]:
     case(f)
