@@ -134,7 +134,7 @@ static const key_def_t keys[] = {
      "address the /metrics, /healthz and /readyz endpoints listen on", 0},
     {"KA_HTTP_PORT", KEY_INT, "0", 0, 65535, NULL,
      "port of the /metrics, /healthz and /readyz endpoints (0: no endpoint)", 0},
-    {"KA_API_PORT", KEY_INT, "58080", 0, 65535, NULL,
+    {"KA_API_PORT", KEY_INT, "18080", 0, 65535, NULL,
      "ka-api: port of the HTTP API (/v1, /healthz, /readyz, /metrics), on KA_HTTP_ADDR", 0},
     {"KA_API_THREADS", KEY_INT, "4", 1, 64, NULL,
      "ka-api: request threads, each with its own PostgreSQL and Redis connection", 0},

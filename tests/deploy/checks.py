@@ -428,8 +428,8 @@ def check_k8s(root, rendered, wk, keys, kactl, tops):
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports") or []}
             for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
                 hg = (c.get(probe) or {}).get("httpGet") or {}
-                if hg.get("path") != path or ports.get(hg.get("port")) != 58080:
-                    problems.append(f"{probe} does not probe {path} on the named port 58080 (KA_API_PORT)")
+                if hg.get("path") != path or ports.get(hg.get("port")) != 18080:
+                    problems.append(f"{probe} does not probe {path} on the named port 18080 (KA_API_PORT)")
             for part in ("requests", "limits"):
                 if not {"cpu", "memory"} <= set((c.get("resources") or {}).get(part) or {}):
                     problems.append(f"resources.{part} lacks cpu or memory")
@@ -437,7 +437,7 @@ def check_k8s(root, rendered, wk, keys, kactl, tops):
         sels = [(p["spec"].get("selector") or {}).get("matchLabels") for p in pdbs]
         if not any(s and all(labels.get(k) == v for k, v in s.items()) for s in sels):
             problems.append("no PodDisruptionBudget selects its pods")
-    R.check("k8s: ka-api has a Deployment with liveness /healthz and readiness /readyz on port 58080, "
+    R.check("k8s: ka-api has a Deployment with liveness /healthz and readiness /readyz on port 18080, "
             "resources, a PDB", problems)
 
     extra = sorted(set(deployments) - set(wk) - {"ka-api"})
@@ -596,7 +596,7 @@ def check_compose(root, project, wk, keys, kactl, tops):
     # ka-api: the image, its port published with a /readyz healthcheck, after migrate.
     s = services.get("ka-api") or {}
     env = {k: v for k, v in (s.get("environment") or {}).items() if v is not None}
-    port = env.get("KA_API_PORT", "58080")
+    port = env.get("KA_API_PORT", "18080")
     hc = " ".join(map(str, (s.get("healthcheck") or {}).get("test") or []))
     problems = [] if s else ["no service ka-api in deploy/compose.yaml"]
     if s and (s.get("command") or [None])[0] != "ka-api":
