@@ -40,6 +40,8 @@ static const struct command {
     {"timeline", kactl_timeline, "an account's visits, opportunity and order events, alerts"},
     {"alertmanager-config", kactl_alertmanager_config,
      "write alertmanager.yml: each alert routed to its manager from the org tree"},
+    {"retention", kactl_retention,
+     "the growing logs' partitions and retention (apply: create ahead, drop old)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
