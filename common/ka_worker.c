@@ -1292,8 +1292,12 @@ static const char *runtime_statements[][2] = {
      "occurred_at) SELECT $1, e.id, e.topic, e.partition, e.off, "
      "timestamptz 'epoch' + e.at * interval '1 millisecond' FROM unnest($2::text[], $3::text[], "
      "$4::int[], $5::bigint[], $6::bigint[]) AS e(id, topic, partition, off, at) "
-     /* the inbox of before partitioning, keyed without the time (0026) */
-     "WHERE NOT EXISTS (SELECT 1 FROM processed_event_legacy l "
+     /* The id alone is the idempotency key: a re-send under another time is
+      * a duplicate too (one probe per partition), as is an id of the inbox of
+      * before partitioning (0026). The unique key catches a concurrent copy. */
+     "WHERE NOT EXISTS (SELECT 1 FROM processed_event p "
+     "WHERE p.consumer_group = $1 AND p.event_id = e.id) "
+     "AND NOT EXISTS (SELECT 1 FROM processed_event_legacy l "
      "WHERE l.consumer_group = $1 AND l.event_id = e.id) "
      "ON CONFLICT (consumer_group, event_id, occurred_at) DO NOTHING RETURNING event_id"},
     {"ka_forget_events",
