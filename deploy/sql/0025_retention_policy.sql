@@ -56,6 +56,9 @@ INSERT INTO retention_policy (table_name, time_column, every, keep, ahead, why) 
  ('opportunity_snapshot', 'snapshot_date', 'month', '400 days', 2,
   'the flow view between two days, a year back');
 
+-- Every worker reads the dedupe window when it starts.
+GRANT SELECT ON retention_policy, retention_setting TO ka_worker;
+
 -- The oldest event time a worker may still take (ms before now): a dedupe row
 -- of an event at time t lives until at least t + keep(processed_event), and a
 -- record taken at processing time p can be replayed until p +
