@@ -57,7 +57,7 @@ ka_err_t ka_alert_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         "details, starts_at, ends_at, cause_event_ids, event_id, occurred_at) VALUES ($1, $2, $3, "
         "$4, $5, $6, $7::jsonb, to_timestamp($8::bigint / 1000.0), "
         "to_timestamp($9::bigint / 1000.0), $10::text[], $11, to_timestamp($12::bigint / 1000.0)) "
-        "ON CONFLICT (event_id) DO NOTHING",
+        "ON CONFLICT (event_id, occurred_at) DO NOTHING",
         errstr, errlen);
 }
 

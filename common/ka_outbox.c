@@ -67,7 +67,7 @@ ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         pg, "ka_outbox_insert",
         "INSERT INTO outbox (event_id, topic, kafka_key, ce_type, ce_source, ce_time, payload, "
         "headers) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7, $8::jsonb) "
-        "ON CONFLICT (event_id) DO NOTHING",
+        "ON CONFLICT (event_id, ce_time) DO NOTHING",
         errstr, errlen);
 }
 

@@ -16,6 +16,7 @@
 #include "ka_metrics.h"
 #include "ka_signal.h"
 #include "ka_worker.h"
+#include "ka_event_time.h"
 
 #define IDLE_POLL_MS 100
 #define CACHE_CHECK_MS 5000
@@ -63,6 +64,7 @@ struct ka_worker {
     ka_relay_t *relay;
     atomic_int stop;
     int max_events, max_ms, retry_max_ms;
+    int64_t max_event_age_ms; /* the dedupe window's reach (ka_event_time.h) */
 
     part_state_t *parts;
     size_t nparts, capparts;
@@ -428,9 +430,12 @@ static ka_err_t push_dead_letter(ka_worker_t *w, const ka_event_t *ev, char *err
                                  size_t errlen)
 {
     const ka_msg_t *m = ev->msg;
-    char id[256], part[16], off[24];
+    char id[256], part[16], off[24], at[24];
+    /* The record's own time, so a replay that judges it again meets its rows. */
+    int64_t at_ms = m->timestamp_ms >= 0 ? m->timestamp_ms : ka_now_ms();
     snprintf(id, sizeof id, "dlq:%s:%s:%d:%lld", w->group, m->topic, m->partition,
              (long long)m->offset);
+    snprintf(at, sizeof at, "%lld", (long long)at_ms);
     snprintf(part, sizeof part, "%d", m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
     const char *service = ka_config_service(w->cfg);
@@ -450,7 +455,7 @@ static ka_err_t push_dead_letter(ka_worker_t *w, const ka_event_t *ev, char *err
         .key = m->key,
         .key_len = m->key_len,
         .ce_type = NULL,
-        .ce_time_ms = ka_now_ms(),
+        .ce_time_ms = at_ms,
         .payload = m->payload,
         .len = m->len,
         .headers = h,
@@ -459,13 +464,13 @@ static ka_err_t push_dead_letter(ka_worker_t *w, const ka_event_t *ev, char *err
     ka_err_t rc = ka_outbox_push(w->pg, w->source, &row, errstr, errlen);
     if (rc != KA_OK)
         return rc;
-    ka_pg_param_t p[9] = {
+    ka_pg_param_t p[10] = {
         {w->group, 0, 0},   {m->topic, 0, 0},          {part, 0, 0},
         {off, 0, 0},        {ev->reject.reason, 0, 0}, {ev->reject.detail, 0, 0},
-        {m->payload ? m->payload : "", (int)m->len, 1},
+        {m->payload ? m->payload : "", (int)m->len, 1}, {at, 0, 0},
         {ev->reject.mode, 0, 0}, {ev->reject.path, 0, 0},
     };
-    return ka_pg_pipe_push(w->pg, "ka_dead_letter_insert", 9, p, NULL, NULL, errstr, errlen);
+    return ka_pg_pipe_push(w->pg, "ka_dead_letter_insert", 10, p, NULL, NULL, errstr, errlen);
 }
 
 /* Queues the compare-and-set of every partition the events touch; fills
@@ -534,7 +539,8 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
 {
     ka_tx_t tx = {w, 0};
     fresh_ids_t fresh = {NULL, 0};
-    ka_buf_t ids = KA_BUF_INIT, topics = KA_BUF_INIT, parts = KA_BUF_INIT, offs = KA_BUF_INIT;
+    ka_buf_t ids = KA_BUF_INIT, topics = KA_BUF_INIT, parts = KA_BUF_INIT, offs = KA_BUF_INIT,
+             ats = KA_BUF_INIT;
     ka_event_t **fresh_evs = ka_calloc(n + 1, sizeof *fresh_evs);
     int64_t *next_of = ka_calloc(w->nparts + 1, sizeof *next_of);
     size_t nvalid = 0, nfresh = 0;
@@ -545,6 +551,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     ka_buf_array_begin(&topics);
     ka_buf_array_begin(&parts);
     ka_buf_array_begin(&offs);
+    ka_buf_array_begin(&ats);
     for (size_t i = 0; i < n; i++) {
         if (evs[i]->status != KA_EVENT_NEW)
             continue;
@@ -553,7 +560,9 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         ka_buf_array_add(&topics, evs[i]->msg->topic);
         ka_buf_array_add_int(&parts, evs[i]->msg->partition);
         ka_buf_array_add_int(&offs, evs[i]->msg->offset);
+        ka_buf_array_add_int(&ats, evs[i]->occurred_at_ms);
     }
+    ka_buf_array_end(&ats);
     ka_buf_array_end(&ids);
     ka_buf_array_end(&topics);
     ka_buf_array_end(&parts);
@@ -566,12 +575,10 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         goto out;
     }
     if (nvalid) {
-        ka_pg_param_t p[5] = {{w->group, 0, 0},
-                              {ka_buf_str(&ids), 0, 0},
-                              {ka_buf_str(&topics), 0, 0},
-                              {ka_buf_str(&parts), 0, 0},
-                              {ka_buf_str(&offs), 0, 0}};
-        rc = ka_pg_pipe_push(w->pg, "ka_record_events", 5, p, read_fresh_ids, &fresh, errstr,
+        ka_pg_param_t p[6] = {{w->group, 0, 0},          {ka_buf_str(&ids), 0, 0},
+                              {ka_buf_str(&topics), 0, 0}, {ka_buf_str(&parts), 0, 0},
+                              {ka_buf_str(&offs), 0, 0},   {ka_buf_str(&ats), 0, 0}};
+        rc = ka_pg_pipe_push(w->pg, "ka_record_events", 6, p, read_fresh_ids, &fresh, errstr,
                              errlen);
         if (rc != KA_OK) {
             abandon(w);
@@ -645,6 +652,7 @@ out:
     ka_buf_free(&topics);
     ka_buf_free(&parts);
     ka_buf_free(&offs);
+    ka_buf_free(&ats);
     return rc;
 }
 
@@ -836,7 +844,10 @@ static ka_err_t fill_batch(ka_worker_t *w)
         w->stats.consumed++;
         ka_metrics_inc(w->m.consumed);
         if (w->h->decode(w->h->ud, m, &ev->decoded, ev->event_id, sizeof ev->event_id,
-                         &ev->reject) != KA_OK) {
+                         &ev->reject) != KA_OK ||
+            ka_check_dedupe_window(&ev->reject,
+                                   ev->occurred_at_ms = ka_event_time_ms(m, ka_now_ms()),
+                                   ka_now_ms(), w->max_event_age_ms) != KA_OK) {
             ev->status = KA_EVENT_REJECTED;
             if (ev->decoded && w->h->free_decoded)
                 w->h->free_decoded(w->h->ud, ev->decoded);
@@ -1282,19 +1293,29 @@ static const char *runtime_statements[][2] = {
      "AS t(topic, partition, i) LEFT JOIN consumer_offset o ON o.consumer_group = $1 "
      "AND o.topic = t.topic AND o.partition = t.partition"},
     {"ka_record_events",
-     "INSERT INTO processed_event (consumer_group, event_id, topic, partition, \"offset\") "
-     "SELECT $1, e.id, e.topic, e.partition, e.off FROM unnest($2::text[], $3::text[], "
-     "$4::int[], $5::bigint[]) AS e(id, topic, partition, off) "
-     "ON CONFLICT (consumer_group, event_id) DO NOTHING RETURNING event_id"},
+     "INSERT INTO processed_event (consumer_group, event_id, topic, partition, \"offset\", "
+     "occurred_at) SELECT $1, e.id, e.topic, e.partition, e.off, "
+     "timestamptz 'epoch' + e.at * interval '1 millisecond' FROM unnest($2::text[], $3::text[], "
+     "$4::int[], $5::bigint[], $6::bigint[]) AS e(id, topic, partition, off, at) "
+     /* The id alone is the idempotency key: a re-send under another time is
+      * a duplicate too (one probe per partition), as is an id of the inbox of
+      * before partitioning (0026). The unique key catches a concurrent copy. */
+     "WHERE NOT EXISTS (SELECT 1 FROM processed_event p "
+     "WHERE p.consumer_group = $1 AND p.event_id = e.id) "
+     "AND NOT EXISTS (SELECT 1 FROM processed_event_legacy l "
+     "WHERE l.consumer_group = $1 AND l.event_id = e.id) "
+     "ON CONFLICT (consumer_group, event_id, occurred_at) DO NOTHING RETURNING event_id"},
     {"ka_forget_events",
      "DELETE FROM processed_event WHERE consumer_group = $1 AND event_id = ANY($2::text[])"},
     {"ka_advance_offsets", "SELECT ka_advance_offsets($1, $2::text[], $3::int[], $4::bigint[], "
                            "$5::bigint[])"},
     {"ka_dead_letter_insert",
      "INSERT INTO dead_letter (consumer_group, source_topic, source_partition, source_offset, "
-     "reason, detail, payload, content_mode, json_path) "
-     "VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, '')) "
-     "ON CONFLICT (consumer_group, source_topic, source_partition, source_offset) DO NOTHING"},
+     "reason, detail, payload, source_time, content_mode, json_path) "
+     "VALUES ($1, $2, $3, $4, $5, $6, $7, timestamptz 'epoch' + $8::bigint * interval '1 millisecond', "
+     "NULLIF($9, ''), NULLIF($10, '')) "
+     "ON CONFLICT (consumer_group, source_topic, source_partition, source_offset, source_time) "
+     "DO NOTHING"},
 };
 
 ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, size_t ntopics,
@@ -1337,6 +1358,8 @@ ka_worker_t *ka_worker_new(const ka_config_t *cfg, const char *const *topics, si
                           errlen) != KA_OK)
             goto fail;
     if (ka_outbox_prepare(w->pg, errstr, errlen) != KA_OK)
+        goto fail;
+    if (ka_dedupe_window_load(w->pg, &w->max_event_age_ms, errstr, errlen) != KA_OK)
         goto fail;
     if (handler->prepare && handler->prepare(handler->ud, w->pg, errstr, errlen) != KA_OK)
         goto fail;

@@ -38,6 +38,8 @@ typedef struct ka_event {
     ka_msg_t *msg;
     void *decoded; /* the handler's, freed by handler.free_decoded */
     char event_id[KA_MAX_ID_LEN + 1];
+    /* The time its dedupe row is partitioned by (ka_event_time.h). */
+    int64_t occurred_at_ms;
     ka_event_status_t status;
     ka_reject_t reject;
 } ka_event_t;

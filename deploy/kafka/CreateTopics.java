@@ -1,4 +1,4 @@
-// Creates the topics listed in a file ("name partitions" per line, # comments)
+// Creates the topics listed in a file ("name partitions [retention.ms]" per line, # comments)
 // in one JVM start, skipping those that exist. Run by deploy/local/stack as
 //   java -cp 'libs/*' CreateTopics.java BOOTSTRAP TOPICS_FILE
 import java.nio.file.Files;
@@ -18,7 +18,10 @@ public class CreateTopics {
             String s = line.replaceAll("#.*", "").trim();
             if (s.isEmpty()) continue;
             String[] f = s.split("\\s+");
-            wanted.add(new NewTopic(f[0], Integer.parseInt(f[1]), (short) 1));
+            NewTopic t = new NewTopic(f[0], Integer.parseInt(f[1]), (short) 1);
+            // an optional third column: retention.ms (docs/retention.md)
+            if (f.length > 2) t.configs(Map.of("retention.ms", f[2]));
+            wanted.add(t);
         }
         try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]))) {
             Set<String> existing = admin.listTopics().names().get();

@@ -30,4 +30,5 @@ int kactl_accuracy(const ka_config_t *cfg, int argc, char **argv);
 int kactl_baselines(const ka_config_t *cfg, int argc, char **argv);
 
 int kactl_alertmanager_config(const ka_config_t *cfg, int argc, char **argv);
+int kactl_retention(const ka_config_t *cfg, int argc, char **argv);
 #endif

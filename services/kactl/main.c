@@ -41,6 +41,8 @@ static const struct command {
     {"alertmanager-config", kactl_alertmanager_config,
      "write alertmanager.yml: each alert routed to its manager from the org tree"},
     {"token", kactl_token, "HTTP API bearer tokens: create (printed once), list, revoke"},
+    {"retention", kactl_retention,
+     "the growing logs' partitions and retention (apply: create ahead, drop old)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

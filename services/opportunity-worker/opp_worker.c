@@ -1429,7 +1429,7 @@ static const char *statements[][2] = {
      "e.part, e.off FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
      "$5::boolean[], $6::text[], $7::text[], $8::int[], $9::bigint[]) "
      "AS e(opp, ev, kind, at, applied, reason, topic, part, off) "
-     "ON CONFLICT (opportunity_id, event_id) DO NOTHING"},
+     "ON CONFLICT (opportunity_id, event_id, occurred_at) DO NOTHING"},
     {"opp_confirm",
      "INSERT INTO forecast_confirmation (opportunity_id, period_kind, period_start, owner_rep_id, "
      "category, event_id, confirmed_at) SELECT DISTINCT ON (c.opp, c.kind, c.start) c.opp, "

@@ -1,0 +1,117 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ka_event_time.h"
+
+enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
+
+static size_t varint(const uint8_t *p, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Walks one message level (the header's when header_level) for occurred_at_ms.
+ * Returns -1 on bad bytes. */
+static int scan(const uint8_t *buf, size_t len, int64_t *at, int header_level)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        uint64_t key, v;
+        size_t k = varint(buf + pos, len - pos, &key);
+        if (!k)
+            return -1;
+        pos += k;
+        uint64_t tag = key >> 3;
+        switch (key & 7) {
+        case WIRE_VARINT:
+            if (!(k = varint(buf + pos, len - pos, &v)))
+                return -1;
+            pos += k;
+            if (header_level && tag == 2)
+                *at = (int64_t)v;
+            break;
+        case WIRE_FIXED64:
+            if (len - pos < 8)
+                return -1;
+            pos += 8;
+            break;
+        case WIRE_FIXED32:
+            if (len - pos < 4)
+                return -1;
+            pos += 4;
+            break;
+        case WIRE_LEN:
+            if (!(k = varint(buf + pos, len - pos, &v)))
+                return -1;
+            pos += k;
+            if (v > len - pos)
+                return -1;
+            if (!header_level && tag == 1 && scan(buf + pos, (size_t)v, at, 1) < 0)
+                return -1;
+            pos += (size_t)v;
+            break;
+        default:
+            return -1; /* groups: not in our schemas */
+        }
+    }
+    return 0;
+}
+
+int64_t ka_wire_occurred_at_ms(const void *payload, size_t len)
+{
+    int64_t at = -1;
+    if (!payload || scan(payload, len, &at, 0) < 0)
+        return -1;
+    return at;
+}
+
+int64_t ka_event_time_ms(const ka_msg_t *m, int64_t now_ms)
+{
+    int64_t at = ka_wire_occurred_at_ms(m->payload, m->len);
+    if (at >= 0)
+        return at;
+    if (m->timestamp_ms >= 0)
+        return m->timestamp_ms;
+    return now_ms;
+}
+
+static int read_age(void *ud, const ka_pgres_t *res)
+{
+    if (ka_pgres_rows(res) != 1)
+        return -1;
+    *(int64_t *)ud = strtoll(ka_pgres_value(res, 0, 0), NULL, 10);
+    return 0;
+}
+
+ka_err_t ka_dedupe_window_load(ka_pg_t *pg, int64_t *max_age_ms, char *errstr, size_t errlen)
+{
+    *max_age_ms = -1;
+    ka_err_t rc = ka_pg_query(pg, "SELECT ka_retention_max_event_age_ms()", 0, NULL, read_age,
+                              max_age_ms, errstr, errlen);
+    if (rc == KA_OK && *max_age_ms <= 0) {
+        snprintf(errstr, errlen, "the retention policy leaves no dedupe window");
+        return KA_ERR;
+    }
+    return rc;
+}
+
+ka_err_t ka_check_dedupe_window(ka_reject_t *rej, int64_t at_ms, int64_t now_ms,
+                                int64_t max_age_ms)
+{
+    if (at_ms >= now_ms - max_age_ms)
+        return KA_OK;
+    return ka_reject(rej, KA_REASON_DEDUPE_WINDOW,
+                     "event time %lld ms is %lld days old, past the %lld days a replay of it "
+                     "would still be recognised (retention of processed_event minus the input "
+                     "topics' retention, docs/retention.md)",
+                     (long long)at_ms, (long long)((now_ms - at_ms) / 86400000LL),
+                     (long long)(max_age_ms / 86400000LL));
+}
