@@ -149,8 +149,9 @@ static int show(const ka_config_t *cfg, ka_pg_t *pg, ka_redis_t *rds, const char
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
     }
-    if (ka_pg_query(pg, "SELECT stage_code, status, ratio_bp FROM funnel_health WHERE node_id = $1 "
-                        "AND definition_id = $2 AND metric = 'count'",
+    /* the band as stored, the ratio live (funnel_health_now, migration 0023) */
+    if (ka_pg_query(pg, "SELECT stage_code, status, ratio_bp FROM funnel_health_now "
+                        "WHERE node_id = $1 AND definition_id = $2 AND metric = 'count'",
                     2, p2, read_health, &f, err, sizeof err) != KA_OK) {
         fprintf(stderr, "kactl funnel: %s\n", err);
         return 1;
