@@ -25,8 +25,8 @@
  * evaluated_at (ms since the epoch). */
 #define KA_SQL_FUNNEL_HEALTH                                                                  \
     "SELECT stage_code, status, ratio_bp, baseline_value, "                                  \
-    "(extract(epoch FROM evaluated_at) * 1000)::bigint FROM funnel_health WHERE node_id = $1 " \
-    "AND definition_id = $2 AND metric = 'count'"
+    "(extract(epoch FROM changed_at) * 1000)::bigint FROM funnel_health_now "                \
+    "WHERE node_id = $1 AND definition_id = $2 AND metric = 'count'"
 
 /* The definitions with figures at a node ($1). */
 #define KA_SQL_FUNNEL_DEFINITIONS                                                             \

@@ -165,23 +165,29 @@ static const char *statements[][2] = {
      "FROM planning_line WHERE period_month < $1::date"},
     {"forecast_opp_lines",
      "SELECT opportunity_id, sku, (quantity * 1000)::bigint FROM opportunity_line "
-     "WHERE opportunity_id = ANY($1::text[]) ORDER BY opportunity_id, line_no"},
+     "WHERE opportunity_id IN (SELECT unnest($1::text[])) ORDER BY opportunity_id, line_no"},
     {"forecast_old_projection",
      "SELECT opportunity_id, expected_close_date::text, pushes, pushes_quarter::text "
-     "FROM forecast_opportunity WHERE opportunity_id = ANY($1::text[])"},
+     "FROM forecast_opportunity WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
+    /* Semi-joins on the id array, not `= ANY`: these tables start empty and
+     * autovacuum analyzes them about once a minute, so the cached generic plan
+     * of `= ANY` (costed for 10 ids) was a sequential scan comparing every row
+     * with every id of the batch, ~0.1 s a call in a backlog (issue 17). A
+     * join on unnest is a hash join there and index probes once analyzed. */
     {"forecast_old_lines",
      "SELECT owner_rep_id, period_kind, period_start::text FROM forecast_line "
-     "WHERE opportunity_id = ANY($1::text[])"},
+     "WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
     {"forecast_old_planning",
      "SELECT sku, period_month::text, division_node_id FROM planning_line "
-     "WHERE opportunity_id = ANY($1::text[])"},
-    {"forecast_lines_clear", "DELETE FROM forecast_line WHERE opportunity_id = ANY($1::text[])"},
+     "WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
+    {"forecast_lines_clear",
+     "DELETE FROM forecast_line WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
     {"forecast_lines_insert",
      "INSERT INTO forecast_line (opportunity_id, period_kind, period_start, owner_rep_id, "
      "category, amount_minor, weighted_minor) SELECT * FROM unnest($1::text[], $2::text[], "
      "$3::date[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])"},
     {"forecast_planning_clear",
-     "DELETE FROM planning_line WHERE opportunity_id = ANY($1::text[])"},
+     "DELETE FROM planning_line WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
     /* Quantities in thousandths; probabilities in basis points. */
     {"forecast_planning_insert",
      "INSERT INTO planning_line (opportunity_id, sku, period_month, division_node_id, "

@@ -50,6 +50,7 @@ typedef struct line {
 typedef struct opp {
     char id[KA_MAX_ID_LEN + 1];
     int exists;  /* in the database or created earlier in this batch */
+    int stored;  /* its row was in the database before this batch */
     int touched; /* must be written back */
     char account_id[KA_MAX_ID_LEN + 1];
     char owner[KA_MAX_ID_LEN + 1];
@@ -89,6 +90,8 @@ typedef struct health_in {
     int64_t baseline; /* -1: none */
     opp_health_t previous;
     int64_t since_ms;
+    int stored;               /* a funnel_health row exists */
+    int64_t stored_baseline;  /* its baseline_value; -1: none */
 } health_in_t;
 
 typedef struct manager_pair {
@@ -337,6 +340,7 @@ static int read_opps(void *ud, const ka_pgres_t *res)
         if (!o)
             continue;
         o->exists = 1;
+        o->stored = 1;
         copy(o->account_id, sizeof o->account_id, val(res, i, 1));
         copy(o->owner, sizeof o->owner, val(res, i, 2));
         copy(o->bu, sizeof o->bu, val(res, i, 3));
@@ -407,6 +411,8 @@ static int read_health_inputs(void *ud, const ka_pgres_t *res)
         h->baseline = ka_pgres_int(res, i, 4, -1);
         h->previous = opp_health_parse(ka_pgres_value(res, i, 5));
         h->since_ms = ka_pgres_int(res, i, 6, 0);
+        h->stored_baseline = ka_pgres_int(res, i, 7, -1);
+        h->stored = ka_pgres_value(res, i, 5) != NULL;
     }
     return 0;
 }
@@ -921,7 +927,7 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
     ka_buf_t drep = KA_BUF_INIT, ddef = KA_BUF_INIT, dstage = KA_BUF_INIT, dcnt = KA_BUF_INIT,
              damt = KA_BUF_INIT, dw = KA_BUF_INIT;
     ka_pg_param_t p[NOPP_COLS];
-    int ntouched = 0, nreplaced = 0;
+    int ntouched = 0, nreplaced = 0, nclear = 0;
     ka_err_t rc = KA_OK;
 
     for (int c = 0; c < NOPP_COLS; c++) {
@@ -970,7 +976,13 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
         ka_buf_array_add(&cols[24], o->last_event_id);
         if (o->lines_replaced) {
             nreplaced++;
-            ka_buf_array_add(&replaced, o->id);
+            /* A deal this batch created has no lines to delete (they reference
+             * its row): most lines come with the creation, so the delete is
+             * mostly skipped. */
+            if (o->stored) {
+                nclear++;
+                ka_buf_array_add(&replaced, o->id);
+            }
             for (size_t l = 0; l < o->nlines; l++) {
                 char qty[48];
                 snprintf(qty, sizeof qty, "%lld.%03lld", (long long)(o->lines[l].qty_milli / 1000),
@@ -1008,8 +1020,10 @@ static ka_err_t queue_writes(opp_ctx_t *ctx, ka_tx_t *tx, event_rows_t *er, stag
                                {ka_buf_str(&lsku), 0, 0}, {ka_buf_str(&lreq), 0, 0},
                                {ka_buf_str(&lqty), 0, 0}, {ka_buf_str(&lprice), 0, 0}};
         ka_pg_param_t rp = {ka_buf_str(&replaced), 0, 0};
-        if ((rc = ka_pg_pipe_push(pg, "opp_lines_clear", 1, &rp, NULL, NULL, errstr, errlen)) ||
-            (rc = ka_pg_pipe_push(pg, "opp_lines_insert", 6, lp, NULL, NULL, errstr, errlen)))
+        if ((nclear && (rc = ka_pg_pipe_push(pg, "opp_lines_clear", 1, &rp, NULL, NULL, errstr,
+                                             errlen))) ||
+            (lopp.len > 2 &&
+             (rc = ka_pg_pipe_push(pg, "opp_lines_insert", 6, lp, NULL, NULL, errstr, errlen))))
             goto out;
     }
     ka_buf_array_end(&sr->opp);
@@ -1169,6 +1183,10 @@ static ka_err_t evaluate_health(opp_ctx_t *ctx, ka_tx_t *tx, char *errstr, size_
             rc = raise_health_alert(ctx, tx, h, current, ratio, 1, errstr, errlen);
         else if (now != OPP_HEALTH_WARNING && h->previous == OPP_HEALTH_WARNING)
             rc = raise_health_alert(ctx, tx, h, current, ratio, 0, errstr, errlen);
+        /* Written when the band or the baseline changes (or the row is new):
+         * the live ratio is funnel_health_now's (migration 0023). */
+        if (h->stored && now == h->previous && h->baseline == h->stored_baseline)
+            continue;
         ka_buf_array_add(&cols[0], h->node);
         ka_buf_array_add(&cols[1], h->def);
         ka_buf_array_add(&cols[2], h->stage);
@@ -1410,7 +1428,9 @@ static const char *statements[][2] = {
      "updated_at = now()"},
     {"opp_forecast_dirty",
      "INSERT INTO forecast_dirty (opportunity_id) SELECT unnest($1::text[])"},
-    {"opp_lines_clear", "DELETE FROM opportunity_line WHERE opportunity_id = ANY($1::text[])"},
+    /* A semi-join on the array, not `= ANY`: see forecast_old_lines. */
+    {"opp_lines_clear",
+     "DELETE FROM opportunity_line WHERE opportunity_id IN (SELECT unnest($1::text[]))"},
     {"opp_lines_insert",
      "INSERT INTO opportunity_line (opportunity_id, line_no, sku, requirement, quantity, "
      "unit_price_minor) SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], "
@@ -1451,7 +1471,9 @@ static const char *statements[][2] = {
      "AS d(rep, def, stage, cnt, amt, w) "
      "CROSS JOIN LATERAL (SELECT ancestor_id AS node_id FROM org_closure "
      "WHERE descendant_id = d.rep UNION SELECT d.rep) n "
-     "GROUP BY n.node_id, d.def, d.stage ORDER BY n.node_id, d.def, d.stage "
+     "GROUP BY n.node_id, d.def, d.stage "
+     "HAVING (sum(d.cnt), sum(d.amt), sum(d.w)) <> (0, 0, 0) "
+     "ORDER BY n.node_id, d.def, d.stage "
      "ON CONFLICT (node_id, definition_id, stage_code) DO UPDATE SET "
      "open_count = f.open_count + EXCLUDED.open_count, "
      "amount_minor = f.amount_minor + EXCLUDED.amount_minor, "
@@ -1469,7 +1491,7 @@ static const char *statements[][2] = {
      "AND b.definition_id = k.def AND b.stage_code = k.stage AND b.metric = m.metric "
      "AND b.valid_from <= current_date AND b.valid_to > current_date "
      "ORDER BY (b.source = 'explicit') DESC, b.valid_from DESC LIMIT 1), "
-     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint "
+     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint, h.baseline_value "
      "FROM keys k CROSS JOIN (VALUES ('count'), ('amount')) AS m(metric) "
      "LEFT JOIN funnel_health h ON h.node_id = k.node_id AND h.definition_id = k.def "
      "AND h.stage_code = k.stage AND h.metric = m.metric "
@@ -1486,7 +1508,7 @@ static const char *statements[][2] = {
      "AND b.definition_id = f.definition_id AND b.stage_code = f.stage_code "
      "AND b.metric = m.metric AND b.valid_from <= current_date AND b.valid_to > current_date "
      "ORDER BY (b.source = 'explicit') DESC, b.valid_from DESC LIMIT 1), "
-     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint "
+     "h.status, (extract(epoch FROM h.status_since) * 1000)::bigint, h.baseline_value "
      "FROM funnel_state f CROSS JOIN (VALUES ('count'), ('amount')) AS m(metric) "
      "LEFT JOIN funnel_health h ON h.node_id = f.node_id AND h.definition_id = f.definition_id "
      "AND h.stage_code = f.stage_code AND h.metric = m.metric "

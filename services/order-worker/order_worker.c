@@ -783,7 +783,7 @@ static const char *statements[][2] = {
      "FROM sales_order WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"},
     {"order_lines",
      "SELECT order_id, sku, (quantity * 1000)::bigint, unit_price_minor FROM sales_order_line "
-     "WHERE order_id = ANY($1::text[]) ORDER BY order_id, line_no"},
+     "WHERE order_id IN (SELECT unnest($1::text[])) ORDER BY order_id, line_no"},
     {"order_dists", "SELECT id FROM distributor WHERE id = ANY($1::text[])"},
     {"order_territories",
      "SELECT distributor_id, region_code, 0 FROM distributor_territory "
@@ -813,7 +813,9 @@ static const char *statements[][2] = {
      "cancelled_at = EXCLUDED.cancelled_at, returned_at = EXCLUDED.returned_at, "
      "total_amount_minor = EXCLUDED.total_amount_minor, last_event_at = EXCLUDED.last_event_at, "
      "last_event_id = EXCLUDED.last_event_id, updated_at = now()"},
-    {"order_lines_clear", "DELETE FROM sales_order_line WHERE order_id = ANY($1::text[])"},
+    /* A semi-join, not `= ANY`: see forecast_old_lines. */
+    {"order_lines_clear",
+     "DELETE FROM sales_order_line WHERE order_id IN (SELECT unnest($1::text[]))"},
     {"order_lines_insert",
      "INSERT INTO sales_order_line (order_id, line_no, sku, quantity, unit_price_minor) "
      "SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::numeric[], $5::bigint[])"},

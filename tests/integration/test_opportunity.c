@@ -730,6 +730,56 @@ static void health_alert_fires_and_resolves_once_per_episode(void **state)
     free_run(&r);
 }
 
+static long long team_health(const run_t *r, const char *view, const char *column)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT %s FROM %s WHERE node_id = $1 AND definition_id = 'default-8' "
+             "AND stage_code = '02' AND metric = 'count'", column, view);
+    return it_pg_int(pg, q, r->teams[0]);
+}
+
+/* funnel_health is written when a band or the baseline changes (migration
+ * 0023, issue 17), not at every evaluation; funnel_health_now has the live
+ * figures. */
+static void health_rows_change_with_the_band_and_the_ratio_is_live(void **state)
+{
+    static run_t r;
+    char ids[10][64];
+    (void)state;
+    init_run(&r, "b", 11);
+    for (int i = 0; i < 10; i++) {
+        snprintf(ids[i], sizeof ids[i], "opp-%s-%d", r.sfx, i);
+        simple_event(&r, ids[i], 1, "02");
+    }
+    run_phase(&r);
+    sql("INSERT INTO funnel_baseline (node_id, definition_id, stage_code, metric, value, source, "
+        "valid_from, valid_to) VALUES ($1, 'default-8', '02', 'count', 10, 'explicit', "
+        "current_date - 1, current_date + 30)", r.teams[0]);
+    for (int i = 0; i < 4; i++) /* 10 -> 6: warning, the row is written */
+        simple_event(&r, ids[i], 0, "03");
+    run_phase(&r);
+    assert_int_equal(team_health(&r, "funnel_health", "current_value"), 6);
+    assert_int_equal(team_health(&r, "funnel_health", "ratio_bp"), 6000);
+    const char *at = "(extract(epoch FROM evaluated_at) * 1000000)::bigint";
+    long long written = team_health(&r, "funnel_health", at);
+
+    simple_event(&r, ids[0], 0, "02"); /* 7 = 70%: still warning, the row stays */
+    run_phase(&r);
+    assert_int_equal(team_health(&r, "funnel_health", "current_value"), 6);
+    assert_int_equal(team_health(&r, "funnel_health", at), written);
+    assert_int_equal(team_health(&r, "funnel_health_now", "current_value"), 7);
+    assert_int_equal(team_health(&r, "funnel_health_now", "ratio_bp"), 7000);
+    assert_int_equal(team_health(&r, "funnel_health_now", "(status = 'warning')::int"), 1);
+
+    simple_event(&r, ids[1], 0, "02"); /* 8 = 80%: recovered, written again */
+    run_phase(&r);
+    assert_int_equal(team_health(&r, "funnel_health", "current_value"), 8);
+    assert_int_equal(team_health(&r, "funnel_health", "(status = 'good')::int"), 1);
+    assert_int_equal(team_health(&r, "funnel_health_now", "ratio_bp"), 8000);
+    free_run(&r);
+}
+
 static long long stalled_rows(const char *opp, const char *transition)
 {
     char q[256];
@@ -875,6 +925,8 @@ int main(int argc, char **argv)
                                   kill_leftover_worker),
         cmocka_unit_test_teardown(sigkill_mid_stream_ends_in_the_same_state, kill_leftover_worker),
         cmocka_unit_test_teardown(health_alert_fires_and_resolves_once_per_episode,
+                                  kill_leftover_worker),
+        cmocka_unit_test_teardown(health_rows_change_with_the_band_and_the_ratio_is_live,
                                   kill_leftover_worker),
         cmocka_unit_test_teardown(stalled_opportunity_alerts_once_and_resolves_when_it_moves,
                                   kill_leftover_worker),
