@@ -76,7 +76,9 @@ int64_t ka_wire_occurred_at_ms(const void *payload, size_t len)
 int64_t ka_event_time_ms(const ka_msg_t *m, int64_t now_ms)
 {
     int64_t at = ka_wire_occurred_at_ms(m->payload, m->len);
-    if (at >= 0)
+    /* Up to the year 10000 is a time PostgreSQL holds; a wilder one is the
+     * validators' to refuse (time_out_of_range), not the partition key. */
+    if (at >= 0 && at < KA_EVENT_TIME_LIMIT_MS)
         return at;
     if (m->timestamp_ms >= 0)
         return m->timestamp_ms;

@@ -19,8 +19,12 @@
  * field (or are not a message). */
 int64_t ka_wire_occurred_at_ms(const void *payload, size_t len);
 
-/* ka_wire_occurred_at_ms, or else the Kafka record's timestamp (the same for
- * a replay of the record), or else now_ms. */
+/* 10000-01-01T00:00:00Z: times from here on are not taken as an event's own. */
+#define KA_EVENT_TIME_LIMIT_MS 253402300800000LL
+
+/* ka_wire_occurred_at_ms when it is before KA_EVENT_TIME_LIMIT_MS, or else the
+ * Kafka record's timestamp (the same for a replay of the record), or else
+ * now_ms. */
 int64_t ka_event_time_ms(const ka_msg_t *m, int64_t now_ms);
 
 /* The reason of an event older than the dedupe window can keep safe. */

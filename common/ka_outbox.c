@@ -65,8 +65,12 @@ ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
     return ka_pg_prepare(
         pg, "ka_outbox_insert",
+        /* The id alone decides, across the partitions: a row pushed again
+         * (an alert's resolve re-derived after a restart) carries another
+         * ce_time, which the partitioned unique key would let in. */
         "INSERT INTO outbox (event_id, topic, kafka_key, ce_type, ce_source, ce_time, payload, "
-        "headers) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7, $8::jsonb) "
+        "headers) SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7, $8::jsonb "
+        "WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = $1) "
         "ON CONFLICT (event_id, ce_time) DO NOTHING",
         errstr, errlen);
 }

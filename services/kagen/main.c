@@ -112,8 +112,10 @@ static void usage(FILE *out)
             "usage: kagen [--stream opportunities|visits|orders|quotas] [--seed N]\n"
             "             [--opportunities N] [--dry-teams N] [--phase 1|2] [--prefix ID]\n"
             "             [--now-ms MS] [--from-ms MS] [--to-ms MS] [--accounts N] [--rate N]\n"
-            "             [--unauthorized-pct N] [--format protobuf|json|cloudevents|confluent]\n\n"
-            "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree to\n"
+            "             [--unauthorized-pct N] [--format protobuf|json|cloudevents|confluent]\n"
+            "             [--under NODE[,NODE...]]\n\n"
+            "Plays a realistic opportunity stream for the reps in KA_PG_DSN's org tree (or\n"
+            "only those under the --under nodes) to\n"
             "KA_TOPIC_OPPORTUNITY. Phase 1 is %d days of history; phase 2 the last %d days,\n"
             "in which N dry teams stop opening deals and lose most open ones. The same seed\n"
             "and --now-ms plan the same stream, so phase 2 continues phase 1. Owners\n"
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
     long long seed = 7, nopps = 3000, ndry = 3, phase = 1, now_ms = 0;
     long long from_ms = 0, to_ms = 4102444800000LL; /* --from-ms, --to-ms */
     const char *prefix = "opp", *format = "protobuf"; /* --prefix, --format */
+    const char *under = NULL; /* --under: comma-separated node ids, NULL for the whole tree */
     int visits = 0, orders = 0, quotas = 0;
     gen_t g;
     vgen_t vg;
@@ -218,6 +221,8 @@ int main(int argc, char **argv)
             bad = parse_int(a, v, 0, 4102444800000LL, &to_ms);
         else if (strcmp(a, "--prefix") == 0)
             prefix = v;
+        else if (strcmp(a, "--under") == 0)
+            under = v;
         else if (strcmp(a, "--accounts") == 0) {
             long long n;
             bad = parse_int(a, v, 1, 10000000, &n);
@@ -280,9 +285,16 @@ int main(int argc, char **argv)
                     "coalesce((SELECT g.name FROM org_node g WHERE g.id = t.parent_id), '') "
                     "FROM org_node r JOIN org_node t ON t.id = r.parent_id "
                     "WHERE r.kind = 'rep' AND r.active AND t.manager_user_id IS NOT NULL "
-                    "ORDER BY r.id",
-                    0, NULL, read_reps, &g, err, sizeof err) != KA_OK) {
+                    "AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM org_closure u "
+                    "WHERE u.descendant_id = r.id AND u.ancestor_id = ANY(string_to_array($1, ','))))"
+                    " ORDER BY r.id",
+                    1, (ka_pg_param_t[]){{under, 0, 0}}, read_reps, &g, err, sizeof err) != KA_OK) {
         fprintf(stderr, "kagen: %s\n", err);
+        goto out;
+    }
+    if (g.nreps == 0 && under) {
+        fprintf(stderr, "kagen: no active reps under a managed team below --under %s: give org "
+                        "node ids (as in deploy/sample/org.csv, e.g. div-ind)\n", under);
         goto out;
     }
     if (g.nreps == 0) {

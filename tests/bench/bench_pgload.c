@@ -25,8 +25,9 @@ static const char narrow_sql[] =
     "CONSTRAINTS INCLUDING INDEXES)";
 
 static const char insert_sql[] =
-    "INSERT INTO bench_processed (consumer_group, event_id, topic, partition, \"offset\") "
-    "SELECT 'bench', ev, 'bench.topic', (at % 6)::int, at FROM unnest($7::bigint[], $8::text[]) "
+    "INSERT INTO bench_processed (consumer_group, event_id, topic, partition, \"offset\", "
+    "occurred_at) SELECT 'bench', ev, 'bench.topic', (at % 6)::int, at, "
+    "timestamptz 'epoch' + at * interval '1 millisecond' FROM unnest($7::bigint[], $8::text[]) "
     "AS r(at, ev)";
 
 static const char upsert_sql[] =

@@ -68,6 +68,23 @@ static void no_header_or_bad_bytes_fall_back_to_the_record_time(void **state)
     free(b);
 }
 
+/* A time PostgreSQL cannot hold (fault_bad_input's "time int64 max") made the
+ * dedupe row's insert fail the batch, not the validators dead-letter it. */
+static void a_time_past_the_year_10000_falls_back_to_the_record_time(void **state)
+{
+    (void)state;
+    uint8_t *b;
+    size_t n = visit(INT64_MAX, 1, &b);
+    assert_int_equal(ka_wire_occurred_at_ms(b, n), INT64_MAX);
+    ka_msg_t m = {.payload = b, .len = n, .timestamp_ms = 1234};
+    assert_int_equal(ka_event_time_ms(&m, 99), 1234);
+    free(b);
+    n = visit(KA_EVENT_TIME_LIMIT_MS - 1, 1, &b);
+    m.payload = b, m.len = n;
+    assert_int_equal(ka_event_time_ms(&m, 99), KA_EVENT_TIME_LIMIT_MS - 1);
+    free(b);
+}
+
 static void the_window_takes_up_to_its_age_and_no_older(void **state)
 {
     (void)state;
@@ -85,6 +102,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reads_the_header_time_of_any_input),
         cmocka_unit_test(no_header_or_bad_bytes_fall_back_to_the_record_time),
+        cmocka_unit_test(a_time_past_the_year_10000_falls_back_to_the_record_time),
         cmocka_unit_test(the_window_takes_up_to_its_age_and_no_older),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
