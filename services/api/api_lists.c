@@ -160,7 +160,8 @@ int api_deadletters(api_req_t *r)
         "SELECT coalesce(json_agg(json_build_object('id', d.id, 'created_at', d.created_at, "
         "'consumer_group', d.consumer_group, 'source_topic', d.source_topic, 'source_partition', "
         "d.source_partition, 'source_offset', d.source_offset, 'reason', d.reason, 'detail', "
-        "d.detail, 'payload_bytes', coalesce(length(d.payload), 0), 'redriven_at', d.redriven_at) "
+        "d.detail, 'payload_bytes', coalesce(length(d.payload), 0), 'redriven_at', d.redriven_at, "
+        "'source_time', d.source_time, 'content_mode', d.content_mode, 'json_path', d.json_path) "
         "ORDER BY " KA_SQL_DEADLETTERS_ORDER "), '[]') FROM (SELECT * FROM dead_letter d WHERE "
         KA_SQL_DEADLETTERS_WHERE " AND ($4::bigint IS NULL OR d.id < $4::bigint) "
         "ORDER BY " KA_SQL_DEADLETTERS_ORDER " LIMIT $5::int + 1) d",

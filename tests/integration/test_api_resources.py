@@ -1,6 +1,7 @@
 """ka-api's resources on the real stack against figures this test computes
 from the rows it seeded (a private subtree), with pagination and ETag / 304;
 every answer validated against docs/api/openapi.yaml."""
+import datetime
 import sys
 
 from apilib import Api, Org, psql, token
@@ -157,6 +158,16 @@ def test_dead_letters_newest_first():
     j = api.get("/v1/deadletters", token=ops,
                 params={"group": f"g-{s}", "cursor": j["next_cursor"]}).json()
     assert [x["source_offset"] for x in j["items"]] == [0] and j["next_cursor"] is None
+    # where a JSON event failed, as the worker recorded it (migration 0020), and the
+    # record's time (0026)
+    psql(f"INSERT INTO dead_letter (consumer_group, source_topic, source_partition, "
+         f"source_offset, reason, detail, content_mode, json_path, source_time) VALUES "
+         f"('j-{s}', 't', 0, 7, 'bad_value', 'd', 'json', '$.lines[0].quantityMilli', "
+         f"'2026-11-30T08:00:00Z')")
+    [x] = api.get("/v1/deadletters", token=ops, params={"group": f"j-{s}"}).json()["items"]
+    assert (x["content_mode"], x["json_path"]) == ("json", "$.lines[0].quantityMilli"), x
+    assert (datetime.datetime.fromisoformat(x["source_time"])
+            == datetime.datetime(2026, 11, 30, 8, tzinfo=datetime.timezone.utc)), x
 
 
 for f in [test_funnel_figures, test_etag_304, test_tree_and_children_pages, test_alerts_under_node,
