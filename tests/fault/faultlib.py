@@ -242,10 +242,29 @@ class Run:
     an id prefix, so the checks compare exactly the rows of this run."""
 
     def __init__(self, env, name):
+        self._plan(env, name)
+        self.dir = tempfile.mkdtemp(prefix=f"ka-fault-{name}-")
+        admin = AdminClient({"bootstrap.servers": env.brokers})
+        for fut in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in
+                                        self.topics.values()]).values():
+            fut.result(30)
+        self._make_org()
+        self._producer = Producer({"bootstrap.servers": env.brokers, "enable.idempotence": True,
+                                   "linger.ms": 5})
+        print(f"run {name}: prefix {self.prefix}, logs in {self.dir}", flush=True)
+
+    @classmethod
+    def offline(cls, env, name):
+        """A run's names, org and quotas without its topics and rows: enough to
+        build a Scenario and look at its stream."""
+        run = cls.__new__(cls)
+        run._plan(env, name)
+        return run
+
+    def _plan(self, env, name):
         self.env, self.name = env, name
         self.short = f"{int(time.time() * 1000) % 10**10:x}{os.getpid() % 1000:03d}"
         self.prefix = f"f{self.short}"
-        self.dir = tempfile.mkdtemp(prefix=f"ka-fault-{name}-")
         self.topics = {k: f"fault.{name}.{k}.{self.short}" for k in
                        ("opportunity", "visit", "order", "alert", "deadletter", "forecast",
                         "planning")}
@@ -261,16 +280,6 @@ class Run:
         first = datetime.datetime.fromtimestamp(self.base_ms / 1000, datetime.timezone.utc)
         self.months = [f"{first.year + (first.month - 1 + i) // 12:04d}-"
                        f"{(first.month - 1 + i) % 12 + 1:02d}-01" for i in range(3)]
-        admin = AdminClient({"bootstrap.servers": env.brokers})
-        for fut in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in
-                                        self.topics.values()]).values():
-            fut.result(30)
-        self._make_org()
-        self._producer = Producer({"bootstrap.servers": env.brokers, "enable.idempotence": True,
-                                   "linger.ms": 5})
-        print(f"run {name}: prefix {self.prefix}, logs in {self.dir}", flush=True)
-
-    def _make_org(self):
         p = self.prefix
         self.division, self.region = f"div-{p}", f"reg-{p}"
         self.teams = [f"team{t}-{p}" for t in range(2)]
@@ -279,6 +288,27 @@ class Run:
         self.region_manager = f"u-reg-{p}"
         self.division_manager = f"u-div-{p}"
         self.outsider = f"u-out-{p}"  # a user who manages nothing above anyone
+        parent = {self.division: None, self.region: self.division,
+                  self.teams[0]: self.region, self.teams[1]: self.region,
+                  self.reps[0]: self.teams[0], self.reps[1]: self.teams[0],
+                  self.reps[2]: self.teams[1], self.reps[3]: self.teams[1]}
+        manager = {self.division: self.division_manager, self.region: self.region_manager,
+                   self.teams[0]: self.team_managers[0], self.teams[1]: self.team_managers[1]}
+        self.org = oracle.Org(parent, manager)
+        # Quotas (reference data) for the first two months and the quarter of
+        # the second: the third month has none, so its coverage and gap are
+        # absent. A rep's quota is small enough for closed revenue to pass
+        # it (coverage absent once quota - closed <= 0).
+        per_level = {self.division: 9_000_000, self.region: 9_000_000,
+                     self.teams[0]: 4_000_000, self.teams[1]: 4_000_000,
+                     **{r: 1_500_000 for r in self.reps}}
+        self.quotas = {}
+        for node, amount in per_level.items():
+            self.quotas[(node, "month", self.months[0])] = amount
+            self.quotas[(node, "month", self.months[1])] = amount
+            self.quotas[(node, "quarter", oracle.quarter_of(self.months[1]))] = amount * 3
+
+    def _make_org(self):
         root = self.env.sql("SELECT id FROM org_node WHERE parent_id IS NULL")
         if not root:
             raise SystemExit("the org tree has no company: load one first "
@@ -300,25 +330,6 @@ INSERT INTO org_node (id, parent_id, kind, name) VALUES (:'r0', :'t0', 'rep', 'r
                      tm0=self.team_managers[0], tm1=self.team_managers[1], out=self.outsider,
                      t0=self.teams[0], t1=self.teams[1], r0=self.reps[0], r1=self.reps[1],
                      r2=self.reps[2], r3=self.reps[3])
-        parent = {self.division: None, self.region: self.division,
-                  self.teams[0]: self.region, self.teams[1]: self.region,
-                  self.reps[0]: self.teams[0], self.reps[1]: self.teams[0],
-                  self.reps[2]: self.teams[1], self.reps[3]: self.teams[1]}
-        manager = {self.division: self.division_manager, self.region: self.region_manager,
-                   self.teams[0]: self.team_managers[0], self.teams[1]: self.team_managers[1]}
-        self.org = oracle.Org(parent, manager)
-        # Quotas (reference data) for the first two months and the quarter of
-        # the second: the third month has none, so its coverage and gap are
-        # absent. A rep's quota is small enough for closed revenue to pass
-        # it (coverage absent once quota - closed <= 0).
-        per_level = {self.division: 9_000_000, self.region: 9_000_000,
-                     self.teams[0]: 4_000_000, self.teams[1]: 4_000_000,
-                     **{r: 1_500_000 for r in self.reps}}
-        self.quotas = {}
-        for node, amount in per_level.items():
-            self.quotas[(node, "month", self.months[0])] = amount
-            self.quotas[(node, "month", self.months[1])] = amount
-            self.quotas[(node, "quarter", oracle.quarter_of(self.months[1]))] = amount * 3
         keys = list(self.quotas)
         self.env.sql("INSERT INTO quota (node_id, period_kind, period_start, amount_minor) "
                      "SELECT * FROM unnest(:'n'::text[], :'k'::text[], :'s'::date[], "
