@@ -2,21 +2,7 @@
 #include <stdlib.h>
 
 #include "ka_event_time.h"
-
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
-
-static size_t varint(const uint8_t *p, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < len && i < 10; i++) {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *out = v;
-            return i + 1;
-        }
-    }
-    return 0;
-}
+#include "ka_wire.h"
 
 /* Walks one message level (the header's when header_level) for occurred_at_ms.
  * Returns -1 on bad bytes. */
@@ -25,31 +11,31 @@ static int scan(const uint8_t *buf, size_t len, int64_t *at, int header_level)
     size_t pos = 0;
     while (pos < len) {
         uint64_t key, v;
-        size_t k = varint(buf + pos, len - pos, &key);
+        size_t k = ka_wire_varint(buf + pos, len - pos, &key);
         if (!k)
             return -1;
         pos += k;
         uint64_t tag = key >> 3;
         switch (key & 7) {
-        case WIRE_VARINT:
-            if (!(k = varint(buf + pos, len - pos, &v)))
+        case KA_WIRE_VARINT:
+            if (!(k = ka_wire_varint(buf + pos, len - pos, &v)))
                 return -1;
             pos += k;
             if (header_level && tag == 2)
                 *at = (int64_t)v;
             break;
-        case WIRE_FIXED64:
+        case KA_WIRE_FIXED64:
             if (len - pos < 8)
                 return -1;
             pos += 8;
             break;
-        case WIRE_FIXED32:
+        case KA_WIRE_FIXED32:
             if (len - pos < 4)
                 return -1;
             pos += 4;
             break;
-        case WIRE_LEN:
-            if (!(k = varint(buf + pos, len - pos, &v)))
+        case KA_WIRE_LEN:
+            if (!(k = ka_wire_varint(buf + pos, len - pos, &v)))
                 return -1;
             pos += k;
             if (v > len - pos)

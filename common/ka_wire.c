@@ -11,11 +11,7 @@
  * path; fields past this many are named without an index. */
 #define WIRE_MAX_COUNTED_FIELDS 64
 
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
-
-/* A base-128 varint of at most 10 bytes. Returns the bytes read, 0 when
- * truncated or too long. */
-static size_t read_varint(const uint8_t *p, size_t len, uint64_t *out)
+size_t ka_wire_varint(const uint8_t *p, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
     for (size_t i = 0; i < len && i < 10; i++) {
@@ -52,7 +48,7 @@ static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, 
         return -1;
     while (pos < len) {
         uint64_t key, n;
-        size_t k = read_varint(buf + pos, len - pos, &key);
+        size_t k = ka_wire_varint(buf + pos, len - pos, &key);
         if (k == 0)
             return -1;
         pos += k;
@@ -66,23 +62,23 @@ static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, 
         const uint8_t *body = NULL;
         size_t body_len = 0;
         switch (wire) {
-        case WIRE_VARINT:
-            if ((k = read_varint(buf + pos, len - pos, &n)) == 0)
+        case KA_WIRE_VARINT:
+            if ((k = ka_wire_varint(buf + pos, len - pos, &n)) == 0)
                 return -1;
             pos += k;
             break;
-        case WIRE_FIXED64:
+        case KA_WIRE_FIXED64:
             if (len - pos < 8)
                 return -1;
             pos += 8;
             break;
-        case WIRE_FIXED32:
+        case KA_WIRE_FIXED32:
             if (len - pos < 4)
                 return -1;
             pos += 4;
             break;
-        case WIRE_LEN:
-            if ((k = read_varint(buf + pos, len - pos, &n)) == 0)
+        case KA_WIRE_LEN:
+            if ((k = ka_wire_varint(buf + pos, len - pos, &n)) == 0)
                 return -1;
             pos += k;
             if (n > len - pos)

@@ -14,6 +14,13 @@
  * for (and deduplicated against) the real "e-1". Only the wire lengths tell
  * the two apart. */
 
+/* The wire types of our schemas (groups, 3 and 4, are not used). */
+enum { KA_WIRE_VARINT = 0, KA_WIRE_FIXED64 = 1, KA_WIRE_LEN = 2, KA_WIRE_FIXED32 = 5 };
+
+/* Reads a base-128 varint of at most 10 bytes from p[0..len) into *out.
+ * Returns the bytes read, 0 when truncated or too long. */
+size_t ka_wire_varint(const uint8_t *p, size_t len, uint64_t *out);
+
 /* Walks the encoded message `buf[0..len)` with its descriptor, into every
  * sub-message (and map entry), and looks for a NUL byte inside a string
  * field. Returns 1 and writes the field's path to `field` ("header.event_id",
