@@ -20,6 +20,7 @@
 
 #define CONNECTION_LIMIT 256
 #define CONNECTION_TIMEOUT_S 30
+#define THREAD_STACK (512 * 1024) /* per connection; the handlers' frames are small */
 #define RATE_SLOTS 1024 /* tokens tracked for the rate limit at once */
 
 typedef struct rate_slot {
@@ -486,14 +487,21 @@ api_http_t *api_http_start(const ka_config_t *cfg, api_pool_t *pool, ka_metrics_
         snprintf(errstr, errlen, "KA_HTTP_ADDR \"%s\": not a numeric IPv4 or IPv6 address", addr);
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    /* A thread per connection: a request waits for its own connection only.
+     * With an internal pool of epoll threads a connection belongs to one
+     * thread, which answers its connections one after another while it waits
+     * on PostgreSQL, and the listener hands most new connections to the same
+     * thread: 16 keep-alive clients queued behind each other (docs/
+     * performance.md, HTTP API). KA_API_THREADS bounds the requests at work
+     * at once (the PostgreSQL and Redis connections of api_pool). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (res->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-        MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)ka_config_int(cfg, "KA_API_THREADS"), MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     freeaddrinfo(res);
