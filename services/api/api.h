@@ -30,6 +30,11 @@ typedef struct api_req {
     char tok_id[16];
     char tok_node[72];
     int tok_ops;
+    /* The path's node as the token lookup saw it (one round trip for both):
+     * whether it exists and is in the token's subtree; scope_node "" when
+     * the path names none. */
+    char scope_node[72];
+    int scope_exists, scope_under;
     /* The answer. */
     int status;
     json_t *body;       /* an object; NULL until set */

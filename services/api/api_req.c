@@ -127,16 +127,23 @@ int api_scope_node(api_req_t *r, const char *node, const char *parameter)
 {
     if (!api_arg_id(r, parameter, node))
         return 0;
-    ka_pg_param_t p[2] = {{r->tok_node, 0, 0}, {node, 0, 0}};
-    json_t *v = api_pg_json(r,
-                            "SELECT json_build_array(EXISTS (SELECT 1 FROM org_node WHERE id = $2),"
-                            " EXISTS (SELECT 1 FROM org_closure WHERE ancestor_id = $1 AND "
-                            "descendant_id = $2))",
-                            2, p);
-    if (!v)
-        return 0;
-    int exists = json_is_true(json_array_get(v, 0)), under = json_is_true(json_array_get(v, 1));
-    json_decref(v);
+    int exists, under;
+    if (r->scope_node[0] && strcmp(r->scope_node, node) == 0) {
+        exists = r->scope_exists; /* asked along with the token */
+        under = r->scope_under;
+    } else {
+        ka_pg_param_t p[2] = {{r->tok_node, 0, 0}, {node, 0, 0}};
+        json_t *v = api_pg_json(r,
+                                "SELECT json_build_array(EXISTS (SELECT 1 FROM org_node WHERE id = "
+                                "$2), EXISTS (SELECT 1 FROM org_closure WHERE ancestor_id = $1 AND "
+                                "descendant_id = $2))",
+                                2, p);
+        if (!v)
+            return 0;
+        exists = json_is_true(json_array_get(v, 0));
+        under = json_is_true(json_array_get(v, 1));
+        json_decref(v);
+    }
     char detail[256];
     if (!exists) {
         snprintf(detail, sizeof detail, "no org node \"%s\"", node);
