@@ -105,10 +105,11 @@ int api_node_tree(api_req_t *r, const char *node)
 #define SQL_FUNNEL_AT_NODE                                                                     \
     "SELECT d.definition_id, s.code, s.name, s.win_probability_bp, f.open_count, "            \
     "f.amount_minor, f.weighted_amount_minor, "                                                \
-    "(SELECT (extract(epoch FROM now() - max(a.updated_at)) * 1000)::bigint FROM funnel_state a " \
-    "WHERE a.node_id = $1 AND a.definition_id = d.definition_id), h.status, h.ratio_bp, "     \
-    "h.baseline_value FROM (SELECT DISTINCT definition_id FROM funnel_state WHERE node_id = $1 " \
-    "AND $2::text IS NULL UNION SELECT $2::text WHERE $2::text IS NOT NULL) d "               \
+    "(extract(epoch FROM now() - d.changed) * 1000)::bigint, h.status, h.ratio_bp, "          \
+    "h.baseline_value FROM (SELECT x.definition_id, (SELECT max(a.updated_at) FROM "          \
+    "funnel_state a WHERE a.node_id = $1 AND a.definition_id = x.definition_id) AS changed "  \
+    "FROM (SELECT DISTINCT definition_id FROM funnel_state WHERE node_id = $1 AND $2::text "  \
+    "IS NULL UNION SELECT $2::text WHERE $2::text IS NOT NULL) x) d "                         \
     "LEFT JOIN funnel_stage s ON s.definition_id = d.definition_id AND NOT s.is_closed "      \
     "LEFT JOIN funnel_state f ON f.node_id = $1 AND f.definition_id = d.definition_id "       \
     "AND f.stage_code = s.code "                                                               \

@@ -53,6 +53,24 @@ ka_redis_t *api_redis(api_req_t *r)
     return api_pool_redis(r->pool, r->conn);
 }
 
+/* The name of sql prepared on r's connection (prepared now if it is not
+ * yet), or sql itself when it cannot be (too many, or the prepare failed:
+ * then the query reports the error). */
+static const char *prepared(api_req_t *r, ka_pg_t *pg, const char *sql)
+{
+    api_conn_t *c = r->conn;
+    char name[KA_HASH_HEX_LEN + 4], err[KA_ERRSTR_SIZE];
+    memcpy(name, "api_", 4);
+    ka_hash128_hex(sql, strlen(sql), name + 4);
+    for (int i = 0; i < c->nprepared; i++)
+        if (strcmp(c->prepared[i], name) == 0)
+            return c->prepared[i];
+    if (c->nprepared == API_PREPARED_MAX || ka_pg_prepare(pg, name, sql, err, sizeof err) != KA_OK)
+        return sql;
+    memcpy(c->prepared[c->nprepared], name, sizeof name);
+    return c->prepared[c->nprepared++];
+}
+
 int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka_pg_rows_fn cb,
                 void *ud)
 {
@@ -60,7 +78,7 @@ int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka
     ka_pg_t *pg = api_pg(r);
     if (!pg)
         return 0;
-    ka_err_t rc = ka_pg_query(pg, sql, n, p, cb, ud, err, sizeof err);
+    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, cb, ud, err, sizeof err);
     if (rc == KA_OK) {
         api_pool_note_pg(r->pool, 1);
         return 1;
@@ -96,7 +114,7 @@ json_t *api_pg_json(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p
     if (!pg)
         return NULL;
     json_out_t o = {NULL, 0};
-    ka_err_t rc = ka_pg_query(pg, sql, n, p, read_json, &o, err, sizeof err);
+    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, read_json, &o, err, sizeof err);
     if (rc != KA_OK) {
         json_decref(o.v);
         if (rc == KA_ERR_RETRY || !ka_pg_ok(pg)) {
