@@ -163,15 +163,17 @@ def statements(pg, top=8):
     calls, mean execution time, rows and buffers per call."""
     rows = pg.query(
         "SELECT calls, round(mean_exec_time::numeric, 3), round(max_exec_time::numeric, 2), "
+        "round((total_plan_time / calls)::numeric, 3), "
         "rows, shared_blks_hit + shared_blks_read, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
         "FROM pg_stat_statements WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = "
         "'ka_api') AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "ORDER BY total_exec_time DESC LIMIT " + str(int(top)))
     out = []
     for line in rows.splitlines():
-        calls, mean, mx, nrows, blocks, q = line.split("|", 5)
+        calls, mean, mx, plan, nrows, blocks, q = line.split("|", 6)
         calls = int(calls)
         out.append({"calls": calls, "mean_ms": float(mean), "max_ms": float(mx),
+                    "plan_ms_per_call": float(plan),
                     "rows_per_call": round(int(nrows) / calls, 1) if calls else 0,
                     "blocks_per_call": round(int(blocks) / calls, 1) if calls else 0,
                     "query": q})
@@ -211,9 +213,10 @@ def _profile_lines(a):
                   f"request to queuing the answer): {per}. {rt}. ka-api CPU "
                   f"{a.get('ka_api_cpu_pct')}%.", ""]
     if a.get("statements"):
-        lines += ["| ka-api statement | calls | mean ms | max ms | rows/call | blocks/call |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += ["| ka-api statement | calls | mean ms | max ms | planning ms/call | rows/call "
+                  "| blocks/call |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| `{s['query'][:90]}` | {s['calls']} | {s['mean_ms']} | {s['max_ms']} | "
-                  f"{s['rows_per_call']} | {s['blocks_per_call']} |" for s in a["statements"]]
+                  f"{s['plan_ms_per_call']} | {s['rows_per_call']} | {s['blocks_per_call']} |"
+                  for s in a["statements"]]
         lines += [""]
     return lines
