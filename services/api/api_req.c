@@ -71,6 +71,19 @@ static const char *prepared(api_req_t *r, ka_pg_t *pg, const char *sql)
     return c->prepared[c->nprepared++];
 }
 
+/* After a failed statement: a prepared one that a schema change outdated
+ * ("cached plan must not change result type", 0A000) or that the server
+ * lost (26000) is prepared afresh on a new connection by the next request. */
+static void forget_stale(api_req_t *r, ka_pg_t *pg)
+{
+    const char *st = ka_pg_sqlstate(pg);
+    if (st && (strcmp(st, "0A000") == 0 || strcmp(st, "26000") == 0)) {
+        ka_pg_free(r->conn->pg);
+        r->conn->pg = NULL;
+        r->conn->nprepared = 0;
+    }
+}
+
 int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka_pg_rows_fn cb,
                 void *ud)
 {
@@ -86,6 +99,7 @@ int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka
     if (rc == KA_ERR_RETRY || !ka_pg_ok(pg))
         return pg_down(r, err);
     ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate", ka_pg_sqlstate(pg));
+    forget_stale(r, pg);
     return api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
 }
 
@@ -123,6 +137,7 @@ json_t *api_pg_json(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p
         }
         ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate",
                ka_pg_sqlstate(pg));
+        forget_stale(r, pg);
         api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
         return NULL;
     }
