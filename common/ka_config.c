@@ -137,7 +137,8 @@ static const key_def_t keys[] = {
     {"KA_API_PORT", KEY_INT, "18080", 0, 65535, NULL,
      "ka-api: port of the HTTP API (/v1, /healthz, /readyz, /metrics), on KA_HTTP_ADDR", 0},
     {"KA_API_THREADS", KEY_INT, "4", 1, 64, NULL,
-     "ka-api: request threads, each with its own PostgreSQL and Redis connection", 0},
+     "ka-api: requests served at once (a thread per connection; this many hold a PostgreSQL "
+     "and a Redis connection)", 0},
     {"KA_API_RATE_PER_S", KEY_INT, "100", 1, 1000000, NULL,
      "ka-api: requests a token may make per second before 429", 0},
     {"KA_API_CORS_ORIGIN", KEY_STR, "", 0, 0, NULL,

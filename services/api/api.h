@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "ka_config.h"
+#include "ka_hash.h"
 #include "ka_pg.h"
 #include "ka_redis.h"
 
@@ -15,10 +16,17 @@
 typedef struct api_pool api_pool_t;
 
 /* One pooled slot: a thread's connections while it serves a request. */
+#define API_PREPARED_MAX 64
+
 typedef struct api_conn {
     ka_pg_t *pg;
     ka_redis_t *rds;
     int busy;
+    /* Statements prepared on pg ("api_" and the hash of their text): a
+     * request's statements are planned once per connection, not at every
+     * call (planning cost more than running them). Emptied with a new pg. */
+    char prepared[API_PREPARED_MAX][KA_HASH_HEX_LEN + 4];
+    int nprepared;
 } api_conn_t;
 
 typedef struct api_req {
@@ -30,6 +38,11 @@ typedef struct api_req {
     char tok_id[16];
     char tok_node[72];
     int tok_ops;
+    /* The path's node as the token lookup saw it (one round trip for both):
+     * whether it exists and is in the token's subtree; scope_node "" when
+     * the path names none. */
+    char scope_node[72];
+    int scope_exists, scope_under;
     /* The answer. */
     int status;
     json_t *body;       /* an object; NULL until set */

@@ -20,6 +20,7 @@
 
 #define CONNECTION_LIMIT 256
 #define CONNECTION_TIMEOUT_S 30
+#define THREAD_STACK (512 * 1024) /* per connection; the handlers' frames are small */
 #define RATE_SLOTS 1024 /* tokens tracked for the rate limit at once */
 
 typedef struct rate_slot {
@@ -189,7 +190,10 @@ static enum MHD_Result send_file(api_http_t *h, struct MHD_Connection *c, const 
 
 /* Authentication and the rate limit --------------------------------------- */
 
-static int authenticate(api_req_t *r, struct MHD_Connection *c)
+/* Looks the token up and, when the path names a node (scope_node, at most
+ * 64 characters), whether that node exists and is in the token's subtree:
+ * one round trip for what every node resource asks first. */
+static int authenticate(api_req_t *r, struct MHD_Connection *c, const char *scope_node)
 {
     const char *auth =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -207,14 +211,19 @@ static int authenticate(api_req_t *r, struct MHD_Connection *c)
                          "malformed token: expected ka_ and 64 hex digits", NULL);
     char hash[KA_TOKEN_HASH_LEN];
     ka_token_hash(tok, strlen(tok), hash);
-    ka_pg_param_t p = {hash, 0, 0};
+    if (scope_node && strlen(scope_node) >= sizeof r->scope_node)
+        scope_node = NULL; /* api_scope_node answers 400 for it */
+    ka_pg_param_t p[2] = {{hash, 0, 0}, {scope_node, 0, 0}};
     json_t *v = api_pg_json(r,
                             "SELECT json_build_object('id', id, 'node', node_id, 'ops', ops, "
                             "'revoked', revoked_at IS NOT NULL, 'expired', expires_at IS NOT NULL "
                             "AND expires_at <= now(), 'retired', NOT coalesce((SELECT n.active "
-                            "FROM org_node n WHERE n.id = node_id), false)) "
-                            "FROM api_token WHERE hash = $1",
-                            1, &p);
+                            "FROM org_node n WHERE n.id = node_id), false), "
+                            "'scope_exists', $2::text IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                            "org_node WHERE id = $2), 'scope_under', $2::text IS NOT NULL AND "
+                            "EXISTS (SELECT 1 FROM org_closure WHERE ancestor_id = node_id AND "
+                            "descendant_id = $2)) FROM api_token WHERE hash = $1",
+                            2, p);
     if (!v)
         return 0;
     int ok = 0;
@@ -234,6 +243,11 @@ static int authenticate(api_req_t *r, struct MHD_Connection *c)
         snprintf(r->tok_node, sizeof r->tok_node, "%s",
                  json_string_value(json_object_get(v, "node")));
         r->tok_ops = json_is_true(json_object_get(v, "ops"));
+        if (scope_node) {
+            snprintf(r->scope_node, sizeof r->scope_node, "%s", scope_node);
+            r->scope_exists = json_is_true(json_object_get(v, "scope_exists"));
+            r->scope_under = json_is_true(json_object_get(v, "scope_under"));
+        }
         ok = 1;
     }
     json_decref(v);
@@ -349,7 +363,7 @@ static enum MHD_Result serve_v1(api_http_t *h, struct MHD_Connection *c, const c
     const char *name = "unknown";
     if (n < 0)
         api_error(&r, 404, "not_found", "no such resource", NULL);
-    else if (authenticate(&r, c)) {
+    else if (authenticate(&r, c, n >= 3 && strcmp(segs[1], "nodes") == 0 ? segs[2] : NULL)) {
         if (!rate_ok(h, r.tok_id))
             api_error(&r, 429, "rate_limited",
                       "too many requests for this token; retry after a second", NULL);
@@ -486,14 +500,21 @@ api_http_t *api_http_start(const ka_config_t *cfg, api_pool_t *pool, ka_metrics_
         snprintf(errstr, errlen, "KA_HTTP_ADDR \"%s\": not a numeric IPv4 or IPv6 address", addr);
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    /* A thread per connection: a request waits for its own connection only.
+     * With an internal pool of epoll threads a connection belongs to one
+     * thread, which answers its connections one after another while it waits
+     * on PostgreSQL, and the listener hands most new connections to the same
+     * thread: 16 keep-alive clients queued behind each other (docs/
+     * performance.md, HTTP API). KA_API_THREADS bounds the requests at work
+     * at once (the PostgreSQL and Redis connections of api_pool). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (res->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-        MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)ka_config_int(cfg, "KA_API_THREADS"), MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     freeaddrinfo(res);

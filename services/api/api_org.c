@@ -94,24 +94,80 @@ int api_node_tree(api_req_t *r, const char *node)
 
 /* The funnel ---------------------------------------------------------------- */
 
-typedef struct defs {
-    char **ids;
-    int n;
-} defs_t;
+/* A node's funnel in one statement ($1 node, $2 one definition or NULL for
+ * those with figures at the node), a row per definition and open stage in
+ * order: definition_id, code, name, win_probability_bp, the figures from
+ * funnel_state, ms since the definition's newest change there, and the
+ * stage's health on the open count (status, ratio_bp, baseline). A
+ * definition without open stages is a row with code NULL. One round trip
+ * instead of the three of KA_SQL_FUNNEL_DEFINITIONS, _STAGES, _FIGURES and
+ * _HEALTH per definition, which kactl still uses one by one. */
+#define SQL_FUNNEL_AT_NODE                                                                     \
+    "SELECT d.definition_id, s.code, s.name, s.win_probability_bp, f.open_count, "            \
+    "f.amount_minor, f.weighted_amount_minor, "                                                \
+    "(extract(epoch FROM now() - d.changed) * 1000)::bigint, h.status, h.ratio_bp, "          \
+    "h.baseline_value FROM (SELECT x.definition_id, (SELECT max(a.updated_at) FROM "          \
+    "funnel_state a WHERE a.node_id = $1 AND a.definition_id = x.definition_id) AS changed "  \
+    "FROM (SELECT DISTINCT definition_id FROM funnel_state WHERE node_id = $1 AND $2::text "  \
+    "IS NULL UNION SELECT $2::text WHERE $2::text IS NOT NULL) x) d "                         \
+    "LEFT JOIN funnel_stage s ON s.definition_id = d.definition_id AND NOT s.is_closed "      \
+    "LEFT JOIN funnel_state f ON f.node_id = $1 AND f.definition_id = d.definition_id "       \
+    "AND f.stage_code = s.code "                                                               \
+    "LEFT JOIN funnel_health_now h ON h.node_id = $1 AND h.definition_id = d.definition_id "  \
+    "AND h.stage_code = s.code AND h.metric = 'count' ORDER BY d.definition_id, s.ordinal"
 
-static int read_defs(void *ud, const ka_pgres_t *res)
+typedef struct funnel_def {
+    char *id;
+    json_t *stages;
+    long long age; /* ms since the newest change; -1 none */
+} funnel_def_t;
+
+typedef struct funnel_rows {
+    funnel_def_t *d;
+    int n;
+} funnel_rows_t;
+
+static json_t *opt_int(const ka_pgres_t *res, int row, int col)
 {
-    defs_t *d = ud;
-    d->ids = ka_calloc((size_t)ka_pgres_rows(res) + 1, sizeof *d->ids);
-    for (int i = 0; i < ka_pgres_rows(res); i++)
-        d->ids[d->n++] = ka_strdup(ka_pgres_value(res, i, 0));
-    return 0;
+    return ka_pgres_value(res, row, col) ? json_integer(ka_pgres_int(res, row, col, 0))
+                                         : json_null();
 }
 
-typedef struct stages {
-    json_t *arr;
-    long long min_age; /* ms since the newest change; -1 none */
-} stages_t;
+static int read_funnel(void *ud, const ka_pgres_t *res)
+{
+    funnel_rows_t *f = ud;
+    int rows = ka_pgres_rows(res);
+    f->d = ka_calloc((size_t)rows + 1, sizeof *f->d);
+    for (int i = 0; i < rows; i++) {
+        const char *def = ka_pgres_value(res, i, 0);
+        if (!f->n || strcmp(f->d[f->n - 1].id, def) != 0) {
+            funnel_def_t *d = &f->d[f->n++];
+            d->id = ka_strdup(def);
+            d->stages = json_array();
+            d->age = -1;
+            if (ka_pgres_value(res, i, 7)) {
+                long long age = ka_pgres_int(res, i, 7, 0);
+                d->age = age < 0 ? 0 : age;
+            }
+        }
+        if (!ka_pgres_value(res, i, 1))
+            continue; /* no open stage */
+        json_t *health = ka_pgres_value(res, i, 8)
+                             ? json_pack("{s:s,s:o,s:o}", "status", ka_pgres_value(res, i, 8),
+                                         "ratio_bp", opt_int(res, i, 9), "baseline",
+                                         opt_int(res, i, 10))
+                             : json_null();
+        json_array_append_new(
+            f->d[f->n - 1].stages,
+            json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:o}", "code", ka_pgres_value(res, i, 1), "name",
+                      ka_pgres_value(res, i, 2), "win_probability_bp",
+                      (int)ka_pgres_int(res, i, 3, 0), "count",
+                      (json_int_t)ka_pgres_int(res, i, 4, 0), "amount_minor",
+                      (json_int_t)ka_pgres_int(res, i, 5, 0), "weighted_amount_minor",
+                      (json_int_t)ka_pgres_int(res, i, 6, 0), "health", health));
+    }
+    return 0;
+}
 
 static json_t *find_stage(json_t *arr, const char *code)
 {
@@ -122,64 +178,16 @@ static json_t *find_stage(json_t *arr, const char *code)
     return NULL;
 }
 
-static int read_stages(void *ud, const ka_pgres_t *res)
-{
-    stages_t *st = ud;
-    for (int i = 0; i < ka_pgres_rows(res); i++)
-        json_array_append_new(
-            st->arr, json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:n}", "code", ka_pgres_value(res, i, 0),
-                               "name", ka_pgres_value(res, i, 1), "win_probability_bp",
-                               (int)ka_pgres_int(res, i, 2, 0), "count", (json_int_t)0,
-                               "amount_minor", (json_int_t)0, "weighted_amount_minor",
-                               (json_int_t)0, "health"));
-    return 0;
-}
-
-static int read_figures(void *ud, const ka_pgres_t *res)
-{
-    stages_t *st = ud;
-    for (int i = 0; i < ka_pgres_rows(res); i++) {
-        json_t *s = find_stage(st->arr, ka_pgres_value(res, i, 0));
-        long long age = ka_pgres_int(res, i, 4, 0);
-        if (st->min_age < 0 || age < st->min_age)
-            st->min_age = age < 0 ? 0 : age;
-        if (!s)
-            continue;
-        json_object_set_new(s, "count", json_integer(ka_pgres_int(res, i, 1, 0)));
-        json_object_set_new(s, "amount_minor", json_integer(ka_pgres_int(res, i, 2, 0)));
-        json_object_set_new(s, "weighted_amount_minor", json_integer(ka_pgres_int(res, i, 3, 0)));
-    }
-    return 0;
-}
-
-static int read_health(void *ud, const ka_pgres_t *res)
-{
-    stages_t *st = ud;
-    for (int i = 0; i < ka_pgres_rows(res); i++) {
-        json_t *s = find_stage(st->arr, ka_pgres_value(res, i, 0));
-        if (!s)
-            continue;
-        json_t *h = json_pack("{s:s,s:o,s:o}", "status", ka_pgres_value(res, i, 1), "ratio_bp",
-                              ka_pgres_value(res, i, 2) ? json_integer(ka_pgres_int(res, i, 2, 0))
-                                                        : json_null(),
-                              "baseline", ka_pgres_value(res, i, 3)
-                                              ? json_integer(ka_pgres_int(res, i, 3, 0))
-                                              : json_null());
-        json_object_set_new(s, "health", h);
-    }
-    return 0;
-}
-
 static void from_redis(void *ud, const char *field, const char *value)
 {
-    stages_t *st = ud;
+    json_t *arr = ud;
     char code[32];
     const char *colon = strchr(field, ':');
     if (!colon || (size_t)(colon - field) >= sizeof code)
         return;
     memcpy(code, field, (size_t)(colon - field));
     code[colon - field] = '\0';
-    json_t *s = find_stage(st->arr, code);
+    json_t *s = find_stage(arr, code);
     if (!s)
         return;
     const char *what = strcmp(colon + 1, "count") == 0      ? "count"
@@ -202,12 +210,31 @@ static int redis_warm(api_req_t *r)
     return warm;
 }
 
+/* The stages' figures from the cache's hash alone (a field it lacks is 0).
+ * NULL when Redis fails. */
+static json_t *cached_stages(api_req_t *r, const char *node, const funnel_def_t *d)
+{
+    char err[KA_ERRSTR_SIZE], key[256];
+    json_t *arr = json_deep_copy(d->stages);
+    size_t i;
+    json_t *s;
+    json_array_foreach(arr, i, s)
+    {
+        json_object_set_new(s, "count", json_integer(0));
+        json_object_set_new(s, "amount_minor", json_integer(0));
+        json_object_set_new(s, "weighted_amount_minor", json_integer(0));
+    }
+    snprintf(key, sizeof key, KA_REDIS_FUNNEL_KEY_FMT, node, d->id);
+    ka_redis_t *rds = api_redis(r);
+    if (rds && ka_redis_hgetall(rds, key, from_redis, arr, err, sizeof err) == KA_OK)
+        return arr;
+    json_decref(arr);
+    return NULL;
+}
+
 int api_node_funnel(api_req_t *r, const char *node)
 {
-    char err[KA_ERRSTR_SIZE];
     const char *def = api_arg(r, "definition");
-    defs_t defs = {NULL, 0};
-    int ok = 0;
     if (def) {
         if (!api_arg_id(r, "definition", def))
             return 0;
@@ -220,66 +247,51 @@ int api_node_funnel(api_req_t *r, const char *node)
         json_decref(v);
         if (!exists)
             return api_error(r, 404, "not_found", "no such funnel definition", "definition");
-        defs.ids = ka_calloc(1, sizeof *defs.ids);
-        defs.ids[defs.n++] = ka_strdup(def);
-    } else {
-        ka_pg_param_t p = {node, 0, 0};
-        if (!api_pg_rows(r, KA_SQL_FUNNEL_DEFINITIONS, 1, &p, read_defs, &defs))
-            goto out;
     }
-    int warm = redis_warm(r);
+    funnel_rows_t f = {NULL, 0};
+    ka_pg_param_t p[2] = {{node, 0, 0}, {def, 0, 0}};
+    if (!api_pg_rows(r, SQL_FUNNEL_AT_NODE, 2, p, read_funnel, &f)) {
+        free(f.d);
+        return 0;
+    }
+    int warm = f.n && redis_warm(r);
+    json_t **cached = ka_calloc((size_t)f.n + 1, sizeof *cached);
+    for (int d = 0; d < f.n && warm; d++)
+        if (!(cached[d] = cached_stages(r, node, &f.d[d])))
+            warm = 0; /* all from PostgreSQL then, one source per answer */
     json_t *list = json_array();
     long long age = -1;
-    for (int d = 0; d < defs.n; d++) {
-        stages_t st = {json_array(), -1};
-        ka_pg_param_t p1 = {defs.ids[d], 0, 0};
-        ka_pg_param_t p2[2] = {{node, 0, 0}, {defs.ids[d], 0, 0}};
-        int got = api_pg_rows(r, KA_SQL_FUNNEL_STAGES, 1, &p1, read_stages, &st);
-        int cached = 0;
-        if (got && warm) {
-            char key[256];
-            snprintf(key, sizeof key, KA_REDIS_FUNNEL_KEY_FMT, node, defs.ids[d]);
-            ka_redis_t *rds = api_redis(r);
-            cached = rds && ka_redis_hgetall(rds, key, from_redis, &st, err, sizeof err) == KA_OK;
-            if (!cached)
-                warm = 0;
-        }
-        if (got && !cached)
-            got = api_pg_rows(r, KA_SQL_FUNNEL_FIGURES, 2, p2, read_figures, &st);
-        if (got)
-            got = api_pg_rows(r, KA_SQL_FUNNEL_HEALTH, 2, p2, read_health, &st);
-        if (!got) {
-            json_decref(st.arr);
-            json_decref(list);
-            goto out;
-        }
-        if (!cached && st.min_age >= 0 && (age < 0 || st.min_age < age))
-            age = st.min_age;
+    for (int d = 0; d < f.n; d++) {
+        json_t *stages = warm ? json_incref(cached[d]) : json_incref(f.d[d].stages);
+        if (!warm && f.d[d].age >= 0 && (age < 0 || f.d[d].age < age))
+            age = f.d[d].age;
         long long tc = 0, ta = 0, tw = 0;
         size_t i;
         json_t *s;
-        json_array_foreach(st.arr, i, s)
+        json_array_foreach(stages, i, s)
         {
             tc += json_integer_value(json_object_get(s, "count"));
             ta += json_integer_value(json_object_get(s, "amount_minor"));
             tw += json_integer_value(json_object_get(s, "weighted_amount_minor"));
         }
         json_array_append_new(
-            list, json_pack("{s:s,s:o,s:{s:I,s:I,s:I}}", "definition_id", defs.ids[d], "stages",
-                            st.arr, "open", "count", (json_int_t)tc, "amount_minor",
+            list, json_pack("{s:s,s:o,s:{s:I,s:I,s:I}}", "definition_id", f.d[d].id, "stages",
+                            stages, "open", "count", (json_int_t)tc, "amount_minor",
                             (json_int_t)ta, "weighted_amount_minor", (json_int_t)tw));
     }
+    for (int d = 0; d < f.n; d++) {
+        json_decref(cached[d]);
+        json_decref(f.d[d].stages);
+        free(f.d[d].id);
+    }
+    free(cached);
+    free(f.d);
     json_decref(r->body);
     r->body = json_pack("{s:s,s:o}", "node", node, "definitions", list);
     /* Redis holds what the workers wrote after their last commit: live. */
-    r->source = warm && defs.n ? "redis" : "postgresql";
-    r->age_ms = warm && defs.n ? 0 : (age < 0 ? -1 : age);
-    ok = 1;
-out:
-    for (int i = 0; i < defs.n; i++)
-        free(defs.ids[i]);
-    free(defs.ids);
-    return ok;
+    r->source = warm ? "redis" : "postgresql";
+    r->age_ms = warm ? 0 : age;
+    return 1;
 }
 
 /* The forecast -------------------------------------------------------------- */

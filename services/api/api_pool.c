@@ -80,6 +80,7 @@ int api_pool_pg(api_pool_t *p, api_conn_t *c, char *errstr, size_t errlen)
     if (c->pg && ka_pg_ok(c->pg))
         return 1;
     ka_pg_free(c->pg);
+    c->nprepared = 0;
     c->pg = ka_pg_connect(ka_config_str(p->cfg, "KA_PG_DSN"), errstr, errlen);
     /* Timestamps in JSON come out in UTC whatever the server's zone. */
     if (c->pg && ka_pg_exec(c->pg, "SET TIME ZONE 'UTC'", errstr, errlen) != KA_OK) {

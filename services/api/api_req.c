@@ -53,6 +53,37 @@ ka_redis_t *api_redis(api_req_t *r)
     return api_pool_redis(r->pool, r->conn);
 }
 
+/* The name of sql prepared on r's connection (prepared now if it is not
+ * yet), or sql itself when it cannot be (too many, or the prepare failed:
+ * then the query reports the error). */
+static const char *prepared(api_req_t *r, ka_pg_t *pg, const char *sql)
+{
+    api_conn_t *c = r->conn;
+    char name[KA_HASH_HEX_LEN + 4], err[KA_ERRSTR_SIZE];
+    memcpy(name, "api_", 4);
+    ka_hash128_hex(sql, strlen(sql), name + 4);
+    for (int i = 0; i < c->nprepared; i++)
+        if (strcmp(c->prepared[i], name) == 0)
+            return c->prepared[i];
+    if (c->nprepared == API_PREPARED_MAX || ka_pg_prepare(pg, name, sql, err, sizeof err) != KA_OK)
+        return sql;
+    memcpy(c->prepared[c->nprepared], name, sizeof name);
+    return c->prepared[c->nprepared++];
+}
+
+/* After a failed statement: a prepared one that a schema change outdated
+ * ("cached plan must not change result type", 0A000) or that the server
+ * lost (26000) is prepared afresh on a new connection by the next request. */
+static void forget_stale(api_req_t *r, ka_pg_t *pg)
+{
+    const char *st = ka_pg_sqlstate(pg);
+    if (st && (strcmp(st, "0A000") == 0 || strcmp(st, "26000") == 0)) {
+        ka_pg_free(r->conn->pg);
+        r->conn->pg = NULL;
+        r->conn->nprepared = 0;
+    }
+}
+
 int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka_pg_rows_fn cb,
                 void *ud)
 {
@@ -60,7 +91,7 @@ int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka
     ka_pg_t *pg = api_pg(r);
     if (!pg)
         return 0;
-    ka_err_t rc = ka_pg_query(pg, sql, n, p, cb, ud, err, sizeof err);
+    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, cb, ud, err, sizeof err);
     if (rc == KA_OK) {
         api_pool_note_pg(r->pool, 1);
         return 1;
@@ -68,6 +99,7 @@ int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka
     if (rc == KA_ERR_RETRY || !ka_pg_ok(pg))
         return pg_down(r, err);
     ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate", ka_pg_sqlstate(pg));
+    forget_stale(r, pg);
     return api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
 }
 
@@ -96,7 +128,7 @@ json_t *api_pg_json(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p
     if (!pg)
         return NULL;
     json_out_t o = {NULL, 0};
-    ka_err_t rc = ka_pg_query(pg, sql, n, p, read_json, &o, err, sizeof err);
+    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, read_json, &o, err, sizeof err);
     if (rc != KA_OK) {
         json_decref(o.v);
         if (rc == KA_ERR_RETRY || !ka_pg_ok(pg)) {
@@ -105,6 +137,7 @@ json_t *api_pg_json(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p
         }
         ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate",
                ka_pg_sqlstate(pg));
+        forget_stale(r, pg);
         api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
         return NULL;
     }
@@ -127,16 +160,23 @@ int api_scope_node(api_req_t *r, const char *node, const char *parameter)
 {
     if (!api_arg_id(r, parameter, node))
         return 0;
-    ka_pg_param_t p[2] = {{r->tok_node, 0, 0}, {node, 0, 0}};
-    json_t *v = api_pg_json(r,
-                            "SELECT json_build_array(EXISTS (SELECT 1 FROM org_node WHERE id = $2),"
-                            " EXISTS (SELECT 1 FROM org_closure WHERE ancestor_id = $1 AND "
-                            "descendant_id = $2))",
-                            2, p);
-    if (!v)
-        return 0;
-    int exists = json_is_true(json_array_get(v, 0)), under = json_is_true(json_array_get(v, 1));
-    json_decref(v);
+    int exists, under;
+    if (r->scope_node[0] && strcmp(r->scope_node, node) == 0) {
+        exists = r->scope_exists; /* asked along with the token */
+        under = r->scope_under;
+    } else {
+        ka_pg_param_t p[2] = {{r->tok_node, 0, 0}, {node, 0, 0}};
+        json_t *v = api_pg_json(r,
+                                "SELECT json_build_array(EXISTS (SELECT 1 FROM org_node WHERE id = "
+                                "$2), EXISTS (SELECT 1 FROM org_closure WHERE ancestor_id = $1 AND "
+                                "descendant_id = $2))",
+                                2, p);
+        if (!v)
+            return 0;
+        exists = json_is_true(json_array_get(v, 0));
+        under = json_is_true(json_array_get(v, 1));
+        json_decref(v);
+    }
     char detail[256];
     if (!exists) {
         snprintf(detail, sizeof detail, "no org node \"%s\"", node);
