@@ -20,7 +20,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from apilib import Api, Org, dsn_as, psql, token  # noqa: E402
+from apilib import Api, Cases, Org, dsn_as, psql, token  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -28,19 +28,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 KA_API, KACTL, OPP_W, VISIT_W, FC_W, PROTO_DIR, ARTIFACTS = sys.argv[1:8]
 CHROMIUM = os.environ.get("KA_CHROMIUM", "/usr/bin/chromium")
 LIVE_UPDATE_S = 10  # the page polls every 2 s; a new event must show well within this
-passed = failed = 0
-
-
-def case(name, fn):
-    global passed, failed
-    t0 = time.time()
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name} ({time.time() - t0:.1f} s)", flush=True)
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        print(f"FAIL {name}: {e!r}", flush=True)
+case = Cases()
 
 
 # --- the protobuf messages, as an outside CRM would build them ----------------------------
@@ -442,5 +430,4 @@ finally:
             w.wait(30)
         except subprocess.TimeoutExpired:
             w.kill()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+case.exit()

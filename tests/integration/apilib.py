@@ -8,6 +8,7 @@ import re
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -237,3 +238,26 @@ def pg_host_port():
 
 def dump(x):
     return json.dumps(x, ensure_ascii=False, indent=1)
+
+
+class Cases:
+    """Runs each test case, reports ok or FAIL with its time and goes on;
+    exit() prints the tally and ends the script, 1 when any case failed."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, fn, body=None):
+        name, body = (fn, body) if body else (fn.__name__, fn)
+        t0 = time.time()
+        try:
+            body()
+            self.passed += 1
+            print(f"ok   {name} ({time.time() - t0:.1f} s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            self.failed += 1
+            print(f"FAIL {name}: {e!r}", flush=True)
+
+    def exit(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)

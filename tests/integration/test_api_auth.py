@@ -3,21 +3,10 @@ reason, the ops-only dead letters, the rate limit; every answer validated
 against docs/api/openapi.yaml."""
 import sys
 
-from apilib import Api, Org, kactl, psql, token
+from apilib import Api, Cases, Org, kactl, psql, token
 
 KA_API, KACTL = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def case(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {fn.__name__}")
-    except Exception as e:  # noqa: BLE001 - report and go on
-        failed += 1
-        print(f"FAIL {fn.__name__}: {e!r}")
+case = Cases()
 
 
 org = Org()
@@ -158,5 +147,4 @@ for f in [test_missing_token, test_malformed_tokens, test_unknown_token, test_re
           test_rate_limit, test_cors_is_off]:
     case(f)
 api.stop()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+case.exit()

@@ -14,24 +14,13 @@ import sys
 import time
 
 from apievents import Bus, common_pb2, opportunity_pb2, order_pb2, visit_pb2
-from apilib import Api, psql, token
+from apilib import Api, Cases, psql, token
 
 KA_API, KACTL = sys.argv[1], sys.argv[2]
 bus = Bus(dict(zip(("opportunity-worker", "visit-worker", "order-worker", "forecast-worker"),
                    sys.argv[3:7])))
 s = bus.s
-passed = failed = 0
-
-
-def case(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {fn.__name__}", flush=True)
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        print(f"FAIL {fn.__name__}: {e!r}", flush=True)
+case = Cases()
 
 
 # The org: division d (manager) > region g > teams t1 (manager; reps r1, r2)
@@ -373,5 +362,4 @@ finally:
     api.stop()
     api_pg.stop()
     bus.stop()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+case.exit()

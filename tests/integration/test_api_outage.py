@@ -13,21 +13,10 @@ import time
 
 import requests
 
-from apilib import Api, Org, PgProxy, free_port, pg_host_port, psql, token
+from apilib import Api, Cases, Org, PgProxy, free_port, pg_host_port, psql, token
 
 KA_API, KACTL = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def case(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {fn.__name__}")
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        print(f"FAIL {fn.__name__}: {e!r}")
+case = Cases()
 
 
 org = Org()
@@ -141,5 +130,4 @@ proxy.down()
 redis.terminate()
 redis.wait(timeout=10)
 shutil.rmtree(redis_dir, ignore_errors=True)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+case.exit()

@@ -4,21 +4,10 @@ every answer validated against docs/api/openapi.yaml."""
 import datetime
 import sys
 
-from apilib import Api, Org, psql, token
+from apilib import Api, Cases, Org, psql, token
 
 KA_API, KACTL = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def case(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {fn.__name__}")
-    except Exception as e:  # noqa: BLE001
-        failed += 1
-        print(f"FAIL {fn.__name__}: {e!r}")
+case = Cases()
 
 
 org = Org()
@@ -176,5 +165,4 @@ for f in [test_funnel_figures, test_etag_304, test_tree_and_children_pages, test
           test_dead_letters_newest_first]:
     case(f)
 api.stop()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+case.exit()
