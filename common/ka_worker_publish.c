@@ -1,0 +1,69 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ka_log.h"
+#include "ka_worker_internal.h"
+
+/* After a commit: the loop's counters, the Redis cache from the committed
+ * state, and the outbox published. */
+
+void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
+{
+    char err[KA_ERRSTR_SIZE];
+    ka_event_t **fresh = ka_calloc(n + 1, sizeof *fresh);
+    size_t nfresh = 0, ndup = 0;
+    int64_t now = wall_ms();
+    ka_metrics_inc(w->m.batches);
+    ka_metrics_observe(w->m.batch_size, (double)n);
+    ka_metrics_observe(w->m.processing, mono_s() - w->batch_started_s);
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i]->status == KA_EVENT_NEW)
+            fresh[nfresh++] = evs[i];
+        else if (evs[i]->status == KA_EVENT_DUPLICATE)
+            ndup++;
+        if (evs[i]->msg->timestamp_ms >= 0) {
+            int64_t ms = now - evs[i]->msg->timestamp_ms;
+            ka_metrics_observe(w->m.end_to_end, ms > 0 ? (double)ms / 1000.0 : 0.0);
+        }
+    }
+    w->stats.duplicates += ndup;
+    w->stats.applied += nfresh;
+    ka_metrics_add(w->m.duplicates, (double)ndup);
+    ka_metrics_add(w->m.applied, (double)nfresh);
+    ka_worker_log_rejects(w, evs, n);
+    if (nfresh && w->h->after_commit && !w->cache_stale) {
+        ka_err_t rc = KA_ERR_RETRY;
+        if (!w->rds)
+            snprintf(err, sizeof err, "not connected");
+        else if ((rc = ka_worker_cache_lock(w, 0, err, sizeof err)) == KA_OK) {
+            rc = w->h->after_commit(w->h->ud, w->rds, fresh, nfresh, err, sizeof err);
+            ka_worker_cache_unlock(w, 0);
+        }
+        if (rc != KA_OK) {
+            /* The cache is behind PostgreSQL now; a rebuild catches it up. */
+            ka_log(KA_LOG_WARN, "cache update failed, will rebuild", "{s:s}", "error", err);
+            w->cache_stale = 1;
+        }
+    }
+    free(fresh);
+}
+
+/* Publishes the outbox, round after round while rows are pending. A
+ * deadline (>= 0) bounds the drain's rounds; without one the rounds end early
+ * when a stop is requested, so that the drain takes over. */
+void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms)
+{
+    char err[KA_ERRSTR_SIZE];
+    int published = 0, pending = 1;
+    for (int rounds = 0; pending && rounds < 100; rounds++) {
+        if (rounds > 0 && (deadline_ms >= 0 ? mono_ms() >= deadline_ms : ka_worker_should_stop()))
+            break;
+        ka_err_t rc = ka_relay_round(w->relay, &published, &pending, err, sizeof err);
+        w->stats.published += (uint64_t)published;
+        if (rc != KA_OK) {
+            ka_log(KA_LOG_WARN, "outbox relay round failed", "{s:s}", "error", err);
+            return;
+        }
+    }
+}
