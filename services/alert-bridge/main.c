@@ -57,6 +57,7 @@ typedef struct dead {
     size_t key_len, len;
     int32_t partition;
     int64_t offset;
+    int64_t timestamp_ms; /* the Kafka record's: source_time, the same on a re-read */
     ka_reject_t rej;
 } dead_t;
 
@@ -70,7 +71,8 @@ typedef struct bridge {
     ka_http_t *http;
 
     char **fps;
-    size_t nfps;
+    int64_t *stamps; /* the pending events' Kafka record times (wall ms), for the latency */
+    size_t nfps, nstamps;
     int overflow;
     offset_t *offs;
     size_t noffs;
@@ -82,7 +84,7 @@ typedef struct bridge {
     atomic_llong heartbeat_ms;
     atomic_int pg_ok, kafka_ok, am_ok, stopped;
 
-    ka_series_t *consumed, *firing, *pending, *resends, *flush_failed;
+    ka_series_t *consumed, *firing, *pending, *resends, *flush_failed, *read_delay, *delivery;
     ka_metric_t *dead_lettered;
 } bridge_t;
 
@@ -91,6 +93,39 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The real wall clock (not KA_CLOCK_OFFSET_MS's), as the producer's record
+ * timestamps are. */
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void note_stamp(bridge_t *b, int64_t ts_ms)
+{
+    if (ts_ms <= 0)
+        return;
+    double age = wall_s() - (double)ts_ms / 1000.0;
+    ka_metrics_observe(b->read_delay, age > 0 ? age : 0);
+    if (b->nstamps == MAX_PENDING)
+        return;
+    if (!b->stamps)
+        b->stamps = ka_calloc(MAX_PENDING, sizeof *b->stamps);
+    b->stamps[b->nstamps++] = ts_ms;
+}
+
+/* Record time to accepted by an Alertmanager, for each delivered event. */
+static void observe_delivered(bridge_t *b)
+{
+    double now = wall_s();
+    for (size_t i = 0; i < b->nstamps; i++) {
+        double age = now - (double)b->stamps[i] / 1000.0;
+        ka_metrics_observe(b->delivery, age > 0 ? age : 0);
+    }
+    b->nstamps = 0;
 }
 
 /* Pending work ----------------------------------------------------------- */
@@ -133,6 +168,7 @@ static void clear_pending(bridge_t *b)
     for (size_t i = 0; i < b->noffs; i++)
         free(b->offs[i].topic);
     b->noffs = 0;
+    b->nstamps = 0;
     b->first_pending_ms = 0;
     ka_metrics_set(b->pending, 0);
 }
@@ -162,6 +198,7 @@ static void handle(bridge_t *b, const ka_msg_t *m)
     ka_reject_t rej;
     ka_metrics_inc(b->consumed);
     note_offset(b, m);
+    note_stamp(b, m->timestamp_ms);
     if (b->first_pending_ms == 0)
         b->first_pending_ms = mono_ms();
     if (bridge_decode(m->payload, m->len, ka_now_ms(), &ev, &rej) != KA_OK) {
@@ -174,6 +211,7 @@ static void handle(bridge_t *b, const ka_msg_t *m)
         d->len = m->payload ? m->len : 0;
         d->partition = m->partition;
         d->offset = m->offset;
+        d->timestamp_ms = m->timestamp_ms;
         d->rej = rej;
         return;
     }
@@ -203,22 +241,29 @@ static ka_err_t write_dead_letters(bridge_t *b, char *errstr, size_t errlen)
     const char *service = ka_config_service(b->cfg);
     for (size_t i = 0; i < b->ndead; i++) {
         dead_t *d = &b->dead[i];
-        char part[16], off[24], id[256];
+        char part[16], off[24], ts[24], id[256];
         snprintf(part, sizeof part, "%d", d->partition);
         snprintf(off, sizeof off, "%lld", (long long)d->offset);
+        /* The record's time makes a re-read hit the unique key (consumer_group,
+         * source_topic, source_partition, source_offset, source_time). Without
+         * a conflict target: naming one needs SELECT on its columns, which the
+         * bridge's role (INSERT only, 0018) lacks. No broker timestamp (-1):
+         * the epoch, still the same on a re-read. */
+        snprintf(ts, sizeof ts, "%lld", (long long)(d->timestamp_ms > 0 ? d->timestamp_ms : 0));
         snprintf(id, sizeof id, "dlq:%s:%s:%d:%lld", b->group, d->topic, d->partition,
                  (long long)d->offset);
-        ka_pg_param_t p[7] = {
+        ka_pg_param_t p[8] = {
             {b->group, 0, 0},   {d->topic, 0, 0},        {part, 0, 0},
             {off, 0, 0},        {d->rej.reason, 0, 0},   {d->rej.detail, 0, 0},
-            {d->payload, (int)d->len, 1},
+            {d->payload, (int)d->len, 1}, {ts, 0, 0},
         };
         ka_err_t rc = ka_pg_query(
             b->pg,
             "INSERT INTO dead_letter (consumer_group, source_topic, source_partition, "
-            "source_offset, reason, detail, payload) VALUES ($1, $2, $3::int, $4::bigint, $5, "
-            "$6, $7) ON CONFLICT DO NOTHING",
-            7, p, NULL, NULL, errstr, errlen);
+            "source_offset, reason, detail, payload, source_time) VALUES ($1, $2, $3::int, "
+            "$4::bigint, $5, $6, $7, timestamptz 'epoch' + $8::bigint * interval '1 millisecond') "
+            "ON CONFLICT DO NOTHING",
+            8, p, NULL, NULL, errstr, errlen);
         if (rc != KA_OK)
             return rc;
         ka_header_t h[] = {
@@ -265,6 +310,7 @@ typedef struct post_ctx {
     int full;
     size_t n, firing;
     int failed;
+    int64_t start_ms, pg_ms, post_ms; /* the read's and the posts' times, for the debug log */
 } post_ctx_t;
 
 static const char *val(const ka_pgres_t *res, int row, int col)
@@ -275,9 +321,13 @@ static const char *val(const ka_pgres_t *res, int row, int col)
 static void post_chunk(post_ctx_t *pc, ka_buf_t *body, size_t n)
 {
     ka_buf_append(body, "]", 1);
-    if (bridge_am_post(pc->b->am, body->data, body->len, n, pc->full, mono_ms()) == 0)
+    int64_t t0 = mono_ms();
+    int accepted = bridge_am_post(pc->b->am, body->data, body->len, n, pc->full, t0);
+    pc->post_ms += mono_ms() - t0;
+    if (accepted == 0)
         pc->failed = 1;
 }
+
 
 #define DELIVERY_COLUMNS                                                                        \
     "fingerprint, alert_id, type, severity, status, subject_kind, subject_id, summary, "       \
@@ -287,6 +337,7 @@ static void post_chunk(post_ctx_t *pc, ka_buf_t *body, size_t n)
 static int post_rows(void *ud, const ka_pgres_t *res)
 {
     post_ctx_t *pc = ud;
+    pc->pg_ms = mono_ms() - pc->start_ms;
     const char *link = ka_config_str(pc->b->cfg, "KA_ALERT_LINK_URL");
     ka_buf_t body = KA_BUF_INIT;
     size_t in_chunk = 0;
@@ -371,6 +422,7 @@ static void flush(bridge_t *b, int full)
 {
     char err[KA_ERRSTR_SIZE] = "";
     char *fps = NULL;
+    int64_t t0 = mono_ms();
     if (b->overflow)
         full = 1;
     if (!pg_ready(b, err, sizeof err)) {
@@ -381,7 +433,7 @@ static void flush(bridge_t *b, int full)
         backoff(b, "could not write dead letters: retrying", err);
         return;
     }
-    post_ctx_t pc = {b, full, 0, 0, 0};
+    post_ctx_t pc = {b, full, 0, 0, 0, mono_ms(), 0, 0};
     ka_err_t rc = KA_OK;
     fps = fps_array(b);
     if (full) {
@@ -422,8 +474,12 @@ static void flush(bridge_t *b, int full)
         ka_log(KA_LOG_DEBUG, "firing set re-sent", "{s:I,s:I}", "firing",
                (json_int_t)pc.firing, "alerts", (json_int_t)pc.n);
     }
+    ka_log(KA_LOG_DEBUG, "alerts posted", "{s:I,s:i,s:I,s:I,s:I,s:I}", "alerts", (json_int_t)pc.n,
+           "full", full, "events", (json_int_t)b->nstamps, "ms", (json_int_t)(mono_ms() - t0),
+           "pg_ms", (json_int_t)pc.pg_ms, "post_ms", (json_int_t)pc.post_ms);
     b->backoff_ms = 0;
     b->retry_at_ms = 0;
+    observe_delivered(b);
     clear_pending(b);
 }
 
@@ -498,6 +554,17 @@ static void register_metrics(bridge_t *b, ka_metrics_t *m)
     b->flush_failed = ka_metrics_series(
         ka_metrics_counter(m, "ka_alert_bridge_flush_failures_total",
                            "Rounds that could not deliver (retried with back-off)", NULL),
+        NULL);
+    b->read_delay = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_alert_bridge_read_delay_seconds",
+                             "Kafka record time of an alert event to its read by the bridge",
+                             NULL, KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS),
+        NULL);
+    b->delivery = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_alert_bridge_delivery_seconds",
+                             "Kafka record time of an alert event to its alert accepted by an "
+                             "Alertmanager",
+                             NULL, KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS),
         NULL);
     b->dead_lettered = ka_metrics_counter(m, "ka_alert_bridge_dead_lettered_total",
                                           "Malformed alert events dead-lettered, by reason",
@@ -629,6 +696,7 @@ out:
     clear_pending(&b);
     clear_dead(&b);
     free(b.fps);
+    free(b.stamps);
     free(b.offs);
     free(b.dead);
     curl_global_cleanup();

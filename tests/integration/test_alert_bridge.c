@@ -256,6 +256,30 @@ static void malformed_events_are_dead_lettered_with_their_reason(void **state)
     assert_true(strcmp(reason, "decode_failed") == 0 || strcmp(reason, "unknown_enum_value") == 0);
     free(reason);
     it_free_msgs(&msgs);
+    /* source_time is the Kafka record's timestamp (replay-stable), not the
+     * time of the insert. */
+    it_msgs_t src = it_consume_all(cfg, topic, 100000, 5000);
+    int checked = 0;
+    for (size_t i = 0; i < src.n; i++) {
+        const ka_msg_t *m = src.m[i];
+        if (!m->key || m->key_len != 5 || (memcmp(m->key, "bad-1", 5) != 0 &&
+                                           memcmp(m->key, "bad-2", 5) != 0))
+            continue;
+        char part[16], off[24];
+        snprintf(part, sizeof part, "%d", m->partition);
+        snprintf(off, sizeof off, "%lld", (long long)m->offset);
+        const char *args[] = {group, topic, part, off};
+        long long ts = it_pg_int_args(
+            pg,
+            "SELECT (extract(epoch FROM source_time) * 1000)::bigint FROM dead_letter "
+            "WHERE consumer_group = $1 AND source_topic = $2 AND source_partition = $3::int "
+            "AND source_offset = $4::bigint",
+            4, args);
+        assert_int_equal(ts, m->timestamp_ms);
+        checked++;
+    }
+    assert_int_equal(checked, 2);
+    it_free_msgs(&src);
 }
 
 /* The kill test's fingerprints: test/kill-<suffix>-NN. */
