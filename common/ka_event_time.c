@@ -8,47 +8,16 @@
  * Returns -1 on bad bytes. */
 static int scan(const uint8_t *buf, size_t len, int64_t *at, int header_level)
 {
+    ka_wire_field_t f;
     size_t pos = 0;
-    while (pos < len) {
-        uint64_t key, v;
-        size_t k = ka_wire_varint(buf + pos, len - pos, &key);
-        if (!k)
+    int got;
+    while ((got = ka_wire_next(buf, len, &pos, &f)) > 0) {
+        if (header_level && f.tag == 2 && f.wire == KA_WIRE_VARINT)
+            *at = (int64_t)f.value;
+        else if (!header_level && f.tag == 1 && f.body && scan(f.body, f.body_len, at, 1) < 0)
             return -1;
-        pos += k;
-        uint64_t tag = key >> 3;
-        switch (key & 7) {
-        case KA_WIRE_VARINT:
-            if (!(k = ka_wire_varint(buf + pos, len - pos, &v)))
-                return -1;
-            pos += k;
-            if (header_level && tag == 2)
-                *at = (int64_t)v;
-            break;
-        case KA_WIRE_FIXED64:
-            if (len - pos < 8)
-                return -1;
-            pos += 8;
-            break;
-        case KA_WIRE_FIXED32:
-            if (len - pos < 4)
-                return -1;
-            pos += 4;
-            break;
-        case KA_WIRE_LEN:
-            if (!(k = ka_wire_varint(buf + pos, len - pos, &v)))
-                return -1;
-            pos += k;
-            if (v > len - pos)
-                return -1;
-            if (!header_level && tag == 1 && scan(buf + pos, (size_t)v, at, 1) < 0)
-                return -1;
-            pos += (size_t)v;
-            break;
-        default:
-            return -1; /* groups: not in our schemas */
-        }
     }
-    return 0;
+    return got;
 }
 
 int64_t ka_wire_occurred_at_ms(const void *payload, size_t len)

@@ -17,9 +17,20 @@
 /* The wire types of our schemas (groups, 3 and 4, are not used). */
 enum { KA_WIRE_VARINT = 0, KA_WIRE_FIXED64 = 1, KA_WIRE_LEN = 2, KA_WIRE_FIXED32 = 5 };
 
-/* Reads a base-128 varint of at most 10 bytes from p[0..len) into *out.
- * Returns the bytes read, 0 when truncated or too long. */
-size_t ka_wire_varint(const uint8_t *p, size_t len, uint64_t *out);
+/* One field as encoded: its number and wire type, a varint's value, a
+ * length-delimited field's body. */
+typedef struct ka_wire_field {
+    uint64_t tag;
+    unsigned wire;
+    uint64_t value;      /* KA_WIRE_VARINT */
+    const uint8_t *body; /* KA_WIRE_LEN, else NULL */
+    size_t body_len;
+} ka_wire_field_t;
+
+/* Reads the field at buf[*pos..len) into *f and moves *pos past it. Returns
+ * 1 for a field, 0 at the end, -1 for bytes that are not one (a truncated
+ * key, value or body, a length past the end, a group or an unused wire type). */
+int ka_wire_next(const uint8_t *buf, size_t len, size_t *pos, ka_wire_field_t *f);
 
 /* Walks the encoded message `buf[0..len)` with its descriptor, into every
  * sub-message (and map entry), and looks for a NUL byte inside a string

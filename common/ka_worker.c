@@ -84,16 +84,8 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         rc = ka_worker_push_dead_letters(w, evs, n, errstr, errlen);
     if (rc == KA_OK)
         rc = ka_worker_push_offsets(w, evs, n, next_of, errstr, errlen);
-    if (rc == KA_OK)
-        rc = ka_pg_pipe_push(w->pg, "COMMIT", 0, NULL, NULL, NULL, errstr, errlen);
-    if (rc != KA_OK) {
-        ka_worker_abandon(w);
+    if ((rc = ka_worker_commit(w, rc, errstr, errlen)) != KA_OK)
         goto out;
-    }
-    ka_fault_point("commit_before");
-    if ((rc = ka_pg_pipe_run(w->pg, errstr, errlen)) != KA_OK)
-        goto out;
-    ka_fault_point("commit_after");
     for (size_t k = 0; k < w->nparts; k++)
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];

@@ -138,6 +138,10 @@ void ka_worker_free_fresh(fresh_ids_t *f);
 
 /* ka_worker_tx.c */
 void ka_worker_abandon(ka_worker_t *w);
+/* Queues COMMIT after a transaction whose queued work gave rc and runs the
+ * pipeline, with the commit_before/commit_after fault points; on any
+ * failure the transaction is abandoned. */
+ka_err_t ka_worker_commit(ka_worker_t *w, ka_err_t rc, char *errstr, size_t errlen);
 
 /* ka_worker_deadletter.c */
 ka_err_t ka_worker_push_dead_letters(ka_worker_t *w, ka_event_t **evs, size_t n, char *errstr,

@@ -55,6 +55,20 @@ void ka_worker_abandon(ka_worker_t *w)
     ka_pg_rollback(w->pg);
 }
 
+ka_err_t ka_worker_commit(ka_worker_t *w, ka_err_t rc, char *errstr, size_t errlen)
+{
+    if (rc == KA_OK)
+        rc = ka_pg_pipe_push(w->pg, "COMMIT", 0, NULL, NULL, NULL, errstr, errlen);
+    if (rc != KA_OK) {
+        ka_worker_abandon(w);
+        return rc;
+    }
+    ka_fault_point("commit_before");
+    if ((rc = ka_pg_pipe_run(w->pg, errstr, errlen)) == KA_OK)
+        ka_fault_point("commit_after");
+    return rc;
+}
+
 ka_err_t ka_worker_transaction(ka_worker_t *w,
                                ka_err_t (*fn)(void *ud, ka_tx_t *tx, char *errstr, size_t errlen),
                                void *ud, char *errstr, size_t errlen)
@@ -69,18 +83,8 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
         return rc;
     }
     rc = fn(ud, &tx, errstr, errlen);
-    if (tx.failed)
-        goto out;
-    if (rc == KA_OK)
-        rc = ka_pg_pipe_push(w->pg, "COMMIT", 0, NULL, NULL, NULL, errstr, errlen);
-    if (rc != KA_OK) {
-        ka_worker_abandon(w);
-        goto out;
-    }
-    ka_fault_point("commit_before");
-    if ((rc = ka_pg_pipe_run(w->pg, errstr, errlen)) == KA_OK)
-        ka_fault_point("commit_after");
-out:
+    if (!tx.failed)
+        rc = ka_worker_commit(w, rc, errstr, errlen);
     if (rc == KA_OK)
         ka_metrics_stage_commit();
     else
