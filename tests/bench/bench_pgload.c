@@ -3,9 +3,14 @@
  * upserts shaped like the opportunity table (same columns, checks and indexes,
  * in a scratch table of the same database), half new and half updates, and
  * narrow inserts shaped like processed_event (one per event, as most of the
- * rows are); and the wide upsert one row per transaction, what an
- * event-at-a-time worker pays. */
+ * rows are); the same narrow rows by binary COPY, to show whether COPY
+ * would beat INSERT ... SELECT unnest for the append-only logs (the workers
+ * cannot use it inside the pipeline that carries their transaction); and
+ * the wide upsert one row per transaction, what an event-at-a-time worker
+ * pays. */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +27,13 @@ static const char create_sql[] =
 static const char narrow_sql[] =
     "DROP TABLE IF EXISTS bench_processed; "
     "CREATE TABLE bench_processed (LIKE processed_event INCLUDING DEFAULTS INCLUDING "
+    "CONSTRAINTS INCLUDING INDEXES); DROP TABLE IF EXISTS bench_processed_copy; "
+    "CREATE TABLE bench_processed_copy (LIKE processed_event INCLUDING DEFAULTS INCLUDING "
     "CONSTRAINTS INCLUDING INDEXES)";
+
+static const char copy_sql[] =
+    "COPY bench_processed_copy (consumer_group, event_id, topic, partition, \"offset\", "
+    "occurred_at) FROM STDIN (FORMAT binary)";
 
 static const char insert_sql[] =
     "INSERT INTO bench_processed (consumer_group, event_id, topic, partition, \"offset\", "
@@ -132,6 +143,102 @@ static double run(PGconn *pg, const char *stmt, arrays_t *a, int64_t rows, int p
     return s > 0 ? s : 0.001;
 }
 
+/* Binary COPY's wire format (PostgreSQL docs, "COPY", Binary Format). */
+typedef struct copybuf {
+    char *p;
+    size_t len, cap;
+} copybuf_t;
+
+static void cb_put(copybuf_t *b, const void *v, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p)
+            abort();
+    }
+    memcpy(b->p + b->len, v, n);
+    b->len += n;
+}
+
+static void cb_i16(copybuf_t *b, int16_t v)
+{
+    uint16_t n = htons((uint16_t)v);
+    cb_put(b, &n, 2);
+}
+
+static void cb_i32(copybuf_t *b, int32_t v)
+{
+    uint32_t n = htonl((uint32_t)v);
+    cb_put(b, &n, 4);
+}
+
+static void cb_i64(copybuf_t *b, int64_t v)
+{
+    cb_i32(b, (int32_t)((uint64_t)v >> 32));
+    cb_i32(b, (int32_t)(uint32_t)v);
+}
+
+static void cb_text(copybuf_t *b, const char *s)
+{
+    cb_i32(b, (int32_t)strlen(s));
+    cb_put(b, s, strlen(s));
+}
+
+/* The narrow rows [0, rows) by binary COPY, `BATCH` per transaction, the
+ * same values as the narrow insert. Returns the seconds taken, -1 on error. */
+static double run_copy(PGconn *pg, int64_t rows)
+{
+    /* microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 */
+    const int64_t pg_epoch_us = 946684800LL * 1000000;
+    copybuf_t b = {NULL, 0, 0};
+    char ev[64];
+    int64_t t0 = bench_mono_ms();
+    for (int64_t done = 0, seq = 0; done < rows; done += BATCH, seq++) {
+        b.len = 0;
+        cb_put(&b, "PGCOPY\n\377\r\n", 11);
+        cb_i32(&b, 0); /* flags */
+        cb_i32(&b, 0); /* header extension */
+        for (int i = 0; i < BATCH && done + i < rows; i++) {
+            int64_t at = 1767225600000LL + (seq * BATCH + i) * 1000;
+            snprintf(ev, sizeof ev, "bench-ev-%lld-%d", (long long)seq, i);
+            cb_i16(&b, 6);
+            cb_text(&b, "bench");
+            cb_text(&b, ev);
+            cb_text(&b, "bench.topic");
+            cb_i32(&b, 4);
+            cb_i32(&b, (int32_t)(at % 6));
+            cb_i32(&b, 8);
+            cb_i64(&b, at);
+            cb_i32(&b, 8);
+            cb_i64(&b, at * 1000 - pg_epoch_us);
+        }
+        cb_i16(&b, -1);
+        if (exec_ok(pg, PQexec(pg, "BEGIN"), "begin"))
+            goto fail;
+        PGresult *res = PQexec(pg, copy_sql);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            exec_ok(pg, res, "copy");
+            goto fail;
+        }
+        PQclear(res);
+        if (PQputCopyData(pg, b.p, (int)b.len) != 1 || PQputCopyEnd(pg, NULL) != 1) {
+            fprintf(stderr, "ka-bench pgload: copy: %s", PQerrorMessage(pg));
+            goto fail;
+        }
+        res = PQgetResult(pg);
+        PQclear(PQgetResult(pg)); /* the NULL that ends the COPY's results */
+        if (exec_ok(pg, res, "copy") || exec_ok(pg, PQexec(pg, "COMMIT"), "commit"))
+            goto fail;
+    }
+    free(b.p);
+    double s = (double)(bench_mono_ms() - t0) / 1000.0;
+    return s > 0 ? s : 0.001;
+fail:
+    free(b.p);
+    return -1;
+}
+
 int bench_pgload(int argc, char **argv)
 {
     arrays_t a;
@@ -163,6 +270,9 @@ int bench_pgload(int argc, char **argv)
     double narrow = run(pg, "insert", &a, rows, BATCH, rows, 0);
     if (narrow < 0)
         goto out;
+    double copy = run_copy(pg, rows);
+    if (copy < 0)
+        goto out;
     /* one row per transaction: a twentieth as many, at most 2,000 (at a few
      * hundred a second that is enough), on fresh keys then the same */
     long long single_rows = rows / 20 < 2000 ? rows / 20 : 2000;
@@ -173,13 +283,15 @@ int bench_pgload(int argc, char **argv)
         goto out;
     printf("{\"rows\":%lld,\"batch\":%d,\"seconds\":%.3f,\"rows_per_s\":%.1f,"
            "\"narrow_seconds\":%.3f,\"narrow_rows_per_s\":%.1f,"
+           "\"copy_seconds\":%.3f,\"copy_rows_per_s\":%.1f,"
            "\"single_rows\":%lld,\"single_seconds\":%.3f,\"single_rows_per_s\":%.1f}\n",
-           rows, BATCH, batched, (double)rows / batched, narrow, (double)rows / narrow,
+           rows, BATCH, batched, (double)rows / batched, narrow, (double)rows / narrow, copy,
+           (double)rows / copy,
            single_rows, single, (double)single_rows / single);
     rc = 0;
 out:
     if (PQstatus(pg) == CONNECTION_OK)
-        PQclear(PQexec(pg, "DROP TABLE IF EXISTS bench_opportunity, bench_processed"));
+        PQclear(PQexec(pg, "DROP TABLE IF EXISTS bench_opportunity, bench_processed, bench_processed_copy"));
     PQfinish(pg);
     for (int c = 0; c < 8; c++)
         free(a.v[c]);
