@@ -73,34 +73,43 @@ static const char *prepared(api_req_t *r, ka_pg_t *pg, const char *sql)
 
 /* After a failed statement: a prepared one that a schema change outdated
  * ("cached plan must not change result type", 0A000) or that the server
- * lost (26000) is prepared afresh on a new connection by the next request. */
-static void forget_stale(api_req_t *r, ka_pg_t *pg)
+ * lost (26000) did not run; its connection is replaced (every statement
+ * prepared on it is as outdated) and the caller runs it once more, so a
+ * migration under a running ka-api costs no failed answer. Returns whether
+ * that happened. */
+static int forget_stale(api_req_t *r, ka_pg_t *pg)
 {
     const char *st = ka_pg_sqlstate(pg);
-    if (st && (strcmp(st, "0A000") == 0 || strcmp(st, "26000") == 0)) {
-        ka_pg_free(r->conn->pg);
-        r->conn->pg = NULL;
-        r->conn->nprepared = 0;
-    }
+    if (!st || (strcmp(st, "0A000") != 0 && strcmp(st, "26000") != 0))
+        return 0;
+    ka_log(KA_LOG_INFO, "prepared statements outdated, reconnecting", "{s:s}", "sqlstate", st);
+    ka_pg_free(r->conn->pg);
+    r->conn->pg = NULL;
+    r->conn->nprepared = 0;
+    return 1;
 }
 
 int api_pg_rows(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p, ka_pg_rows_fn cb,
                 void *ud)
 {
     char err[KA_ERRSTR_SIZE] = "";
-    ka_pg_t *pg = api_pg(r);
-    if (!pg)
-        return 0;
-    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, cb, ud, err, sizeof err);
-    if (rc == KA_OK) {
-        api_pool_note_pg(r->pool, 1);
-        return 1;
+    for (int attempt = 0;; attempt++) {
+        ka_pg_t *pg = api_pg(r);
+        if (!pg)
+            return 0;
+        ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, cb, ud, err, sizeof err);
+        if (rc == KA_OK) {
+            api_pool_note_pg(r->pool, 1);
+            return 1;
+        }
+        if (rc == KA_ERR_RETRY || !ka_pg_ok(pg))
+            return pg_down(r, err);
+        if (attempt == 0 && forget_stale(r, pg))
+            continue; /* the statement did not run: rows were not delivered */
+        ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate",
+               ka_pg_sqlstate(pg));
+        return api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
     }
-    if (rc == KA_ERR_RETRY || !ka_pg_ok(pg))
-        return pg_down(r, err);
-    ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate", ka_pg_sqlstate(pg));
-    forget_stale(r, pg);
-    return api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
 }
 
 typedef struct json_out {
@@ -124,20 +133,24 @@ static int read_json(void *ud, const ka_pgres_t *res)
 json_t *api_pg_json(api_req_t *r, const char *sql, int n, const ka_pg_param_t *p)
 {
     char err[KA_ERRSTR_SIZE] = "";
-    ka_pg_t *pg = api_pg(r);
-    if (!pg)
-        return NULL;
     json_out_t o = {NULL, 0};
-    ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, read_json, &o, err, sizeof err);
-    if (rc != KA_OK) {
+    for (int attempt = 0;; attempt++) {
+        ka_pg_t *pg = api_pg(r);
+        if (!pg)
+            return NULL;
+        ka_err_t rc = ka_pg_query(pg, prepared(r, pg, sql), n, p, read_json, &o, err, sizeof err);
+        if (rc == KA_OK)
+            break;
         json_decref(o.v);
+        o.v = NULL;
         if (rc == KA_ERR_RETRY || !ka_pg_ok(pg)) {
             pg_down(r, err);
             return NULL;
         }
+        if (attempt == 0 && forget_stale(r, pg))
+            continue;
         ka_log(KA_LOG_ERROR, "query failed", "{s:s,s:s}", "error", err, "sqlstate",
                ka_pg_sqlstate(pg));
-        forget_stale(r, pg);
         api_error(r, 500, "internal", "the query failed; see the service's log", NULL);
         return NULL;
     }
