@@ -52,6 +52,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     int64_t *next_of = ka_calloc(w->nparts + 1, sizeof *next_of);
     size_t nfresh = 0;
     ka_err_t rc;
+    double t = mono_s();
 
     ka_metrics_stage_discard(); /* alert transitions count only once committed */
     if ((rc = ka_pg_pipe_begin(w->pg, errstr, errlen)) != KA_OK)
@@ -64,6 +65,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     }
     if ((rc = ka_tx_flush(&tx, errstr, errlen)) != KA_OK)
         goto out;
+    t = ka_worker_step_done(w, STEP_DEDUPE, t);
     ka_worker_mark_duplicates(evs, n, &fresh);
     for (size_t i = 0; i < n; i++)
         if (evs[i]->status == KA_EVENT_NEW)
@@ -77,6 +79,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
             ka_worker_abandon(w);
             goto out;
         }
+        t = ka_worker_step_done(w, STEP_APPLY, t);
     }
     /* Dead letters, the offsets' compare-and-set, commit. */
     rc = ka_worker_forget_rejected(w, fresh_evs, nfresh, errstr, errlen);
@@ -86,6 +89,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         rc = ka_worker_push_offsets(w, evs, n, next_of, errstr, errlen);
     if ((rc = ka_worker_commit(w, rc, errstr, errlen)) != KA_OK)
         goto out;
+    ka_worker_step_done(w, STEP_COMMIT, t);
     for (size_t k = 0; k < w->nparts; k++)
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];
@@ -236,14 +240,21 @@ ka_err_t ka_worker_run(ka_worker_t *w)
     ka_worker_check_cache(w);
     ka_worker_relay_round(w, -1);
     while (!ka_worker_should_stop()) {
+        double t = mono_s();
         ka_worker_housekeeping(w);
+        ka_worker_step_done(w, STEP_HOUSEKEEPING, t);
         if ((rc = ka_worker_fill_batch(w)) != KA_OK)
             break;
+        if (w->nbatch)
+            ka_worker_step_done(w, STEP_FILL, w->batch_started_s);
         /* Once a stop is requested only the batch in hand is finished: no
          * scans, no cache rebuild (the next owner rebuilds on assignment). */
         int stopping = ka_worker_should_stop();
-        if (w->h->tick && !stopping) /* the handler paces its own periodic work */
+        if (w->h->tick && !stopping) { /* the handler paces its own periodic work */
+            t = mono_s();
             w->h->tick(w->h->ud, w);
+            ka_worker_step_done(w, STEP_TICK, t);
+        }
         if (w->nbatch == 0) {
             if (!stopping) {
                 ka_worker_relay_round(w, -1);

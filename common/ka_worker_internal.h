@@ -34,6 +34,21 @@ typedef struct part_state {
     int64_t stored_next; /* -1: no row in consumer_offset yet */
 } part_state_t;
 
+/* The loop's steps, each timed into ka_worker_step_seconds{step}: where a
+ * batch's time goes (the latency profile of docs/performance.md). */
+enum {
+    STEP_FILL,         /* a batch's first event polled -> the batch in hand */
+    STEP_DEDUPE,       /* BEGIN + processed_event: the first round trip */
+    STEP_APPLY,        /* the handler's statements */
+    STEP_COMMIT,       /* dead letters, offsets' compare-and-set, COMMIT */
+    STEP_AFTER_COMMIT, /* counters and the Redis updates */
+    STEP_RELAY,        /* what the loop spends on the outbox relay */
+    STEP_TICK,         /* the handler's periodic work */
+    STEP_HOUSEKEEPING, /* lag, firing alerts, state gauges */
+    STEP_CACHE_CHECK,  /* the Redis cache marker (and a rebuild) */
+    STEP_COUNT
+};
+
 /* Handles of the loop's metrics in the process's registry (never removed, so
  * the handles stay valid); labelled families are looked up when used. */
 typedef struct worker_metrics {
@@ -42,6 +57,7 @@ typedef struct worker_metrics {
     ka_series_t *batch_size, *processing, *end_to_end;
     ka_series_t *assigned, *ready, *up_pg, *up_redis, *up_kafka, *last_round;
     ka_metric_t *info, *dead_lettered, *lag, *firing;
+    ka_series_t *step[STEP_COUNT];
 } worker_metrics_t;
 
 struct ka_worker {
@@ -110,6 +126,14 @@ static inline int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Observes the seconds since `since` (mono_s()) as `step`; returns now. */
+static inline double ka_worker_step_done(ka_worker_t *w, int step, double since)
+{
+    double now = mono_s();
+    ka_metrics_observe(w->m.step[step], now - since);
+    return now;
 }
 
 /* ka_worker.c: the stop flags, for the should_stop callbacks of reconnect

@@ -14,6 +14,7 @@ void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
     ka_event_t **fresh = ka_calloc(n + 1, sizeof *fresh);
     size_t nfresh = 0, ndup = 0;
     int64_t now = wall_ms();
+    double t = mono_s();
     ka_metrics_inc(w->m.batches);
     ka_metrics_observe(w->m.batch_size, (double)n);
     ka_metrics_observe(w->m.processing, mono_s() - w->batch_started_s);
@@ -47,6 +48,7 @@ void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
         }
     }
     free(fresh);
+    ka_worker_step_done(w, STEP_AFTER_COMMIT, t);
 }
 
 /* Publishes the outbox, round after round while rows are pending. A
@@ -56,6 +58,7 @@ void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms)
 {
     char err[KA_ERRSTR_SIZE];
     int published = 0, pending = 1;
+    double t = mono_s();
     for (int rounds = 0; pending && rounds < 100; rounds++) {
         if (rounds > 0 && (deadline_ms >= 0 ? mono_ms() >= deadline_ms : ka_worker_should_stop()))
             break;
@@ -63,7 +66,8 @@ void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms)
         w->stats.published += (uint64_t)published;
         if (rc != KA_OK) {
             ka_log(KA_LOG_WARN, "outbox relay round failed", "{s:s}", "error", err);
-            return;
+            break;
         }
     }
+    ka_worker_step_done(w, STEP_RELAY, t);
 }
