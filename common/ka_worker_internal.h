@@ -10,7 +10,8 @@
  *   ka_worker_tx.c          the transaction handed to handlers (ka_tx_*)
  *   ka_worker_deadletter.c  dead-letter rows and their log lines
  *   ka_worker_offsets.c     partition table, stored offsets, compare-and-set
- *   ka_worker_publish.c     after commit: counters, Redis updates, outbox relay
+ *   ka_worker_publish.c     after commit: counters, Redis updates
+ *   ka_worker_relay.c       the outbox relay's thread, woken after each commit
  *   ka_worker_cache.c       Redis cache marker, lock and rebuild
  *   ka_worker_ops.c         metrics, /healthz /readyz, drain watchdog
  *   ka_worker_sql.c         the loop's prepared statements */
@@ -54,11 +55,13 @@ enum {
 typedef struct worker_metrics {
     ka_series_t *consumed, *applied, *duplicates, *batches, *rollbacks, *fenced;
     ka_series_t *rebuilds_ok, *rebuilds_failed;
-    ka_series_t *batch_size, *processing, *end_to_end;
+    ka_series_t *batch_size, *processing, *end_to_end, *poll_delay;
     ka_series_t *assigned, *ready, *up_pg, *up_redis, *up_kafka, *last_round;
     ka_metric_t *info, *dead_lettered, *lag, *firing;
     ka_series_t *step[STEP_COUNT];
 } worker_metrics_t;
+
+typedef struct ka_relay_thread ka_relay_thread_t;
 
 struct ka_worker {
     const ka_config_t *cfg;
@@ -69,6 +72,7 @@ struct ka_worker {
     ka_redis_t *rds;
     ka_consumer_t *kc;
     ka_relay_t *relay;
+    ka_relay_thread_t *relay_thread; /* NULL: rounds run in the loop */
     atomic_int stop;
     int max_events, max_ms, retry_max_ms;
     int64_t max_event_age_ms; /* the dedupe window's reach (ka_event_time.h) */
@@ -184,7 +188,17 @@ void ka_worker_reload_after_fence(ka_worker_t *w);
 
 /* ka_worker_publish.c */
 void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n);
+
+/* ka_worker_relay.c. Relay rounds on the loop's thread while rows are
+ * pending: a deadline (>= 0) bounds the drain's rounds; without one they end
+ * early when a stop is requested, so that the drain takes over. */
 void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms);
+/* Starts the relay's thread; from then on ka_worker_relay_wake() after a
+ * commit publishes what it wrote, without waiting, until
+ * ka_worker_relay_stop() ends the thread (its round in progress finishes). */
+ka_err_t ka_worker_relay_start(ka_worker_t *w, char *errstr, size_t errlen);
+void ka_worker_relay_wake(ka_worker_t *w);
+void ka_worker_relay_stop(ka_worker_t *w);
 
 /* ka_worker_cache.c */
 ka_err_t ka_worker_cache_lock(ka_worker_t *w, int exclusive, char *errstr, size_t errlen);

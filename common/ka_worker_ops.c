@@ -66,6 +66,12 @@ void ka_worker_register_metrics(ka_worker_t *w)
                              "handled it",
                              NULL, KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
         NULL);
+    wm->poll_delay = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_event_poll_delay_seconds",
+                             "From an event's Kafka message timestamp to the worker polling it "
+                             "(the producer's and the broker's share of the latency)",
+                             NULL, KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
+        NULL);
     wm->lag = ka_metrics_gauge(m, "ka_consumer_lag_messages",
                                "Messages in an assigned partition after the worker's committed "
                                "offset, from the last fetch's high watermark",
