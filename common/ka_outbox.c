@@ -30,6 +30,11 @@ struct ka_relay {
 
 /* Metrics, in the process's registry. */
 static ka_series_t *m_published, *m_unconfirmed, *m_backlog, *m_leader;
+/* A relay round's parts: the lock query (not the leader yet), the SELECT of
+ * the unpublished rows, queuing them in the producer, waiting for Kafka's
+ * delivery reports, the UPDATEs that mark them. */
+enum { RSTEP_LOCK, RSTEP_SELECT, RSTEP_PRODUCE, RSTEP_FLUSH, RSTEP_MARK, RSTEP_COUNT };
+static ka_series_t *m_step[RSTEP_COUNT];
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
@@ -52,6 +57,32 @@ static void metrics_init(void)
         ka_metrics_gauge(m, "ka_outbox_relay_leader",
                          "1 while this process's relay holds the publishing lock", NULL),
         NULL);
+    static const char *const steps[RSTEP_COUNT] = {"lock", "select", "produce", "flush", "mark"};
+    ka_metric_t *step = ka_metrics_histogram(
+        m, "ka_outbox_relay_step_seconds",
+        "Time a relay round spent in each part: lock (taking the publishing lock), select (the "
+        "unpublished rows), produce (queuing them), flush (waiting for Kafka's delivery "
+        "reports), mark (the rows published)",
+        "step", KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS);
+    for (int i = 0; i < RSTEP_COUNT; i++) {
+        const char *v[] = {steps[i]};
+        m_step[i] = ka_metrics_series(step, v);
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Observes the seconds since `since` as `step`; returns now. */
+static double step_done(int step, double since)
+{
+    double now = mono_s();
+    ka_metrics_observe(m_step[step], now - since);
+    return now;
 }
 
 static int64_t mono_ms(void)
@@ -326,6 +357,7 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
     *published = 0;
     *pending = 0;
     errstr[0] = '\0';
+    double t;
     if (!ka_pg_ok(relay->pg)) {
         relay->leader = 0; /* the lock died with the session */
         if (ka_pg_reconnect(relay->pg, 100, give_up_at_once, NULL) != KA_OK) {
@@ -351,10 +383,12 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
          * with it and another relay takes over (re-sent rows keep their
          * ids). A live leader queries every round, far more often. */
         ka_pg_param_t idle = {relay->leader_idle, 0, 0};
+        t = mono_s();
         rc = ka_pg_query(relay->pg,
                          "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY "), "
                          "set_config('idle_session_timeout', $1, false)",
                          1, &idle, read_lock, &relay->leader, errstr, errlen);
+        step_done(RSTEP_LOCK, t);
         ka_metrics_set(m_leader, relay->leader);
         if (rc == KA_OK && !relay->leader)
             note_backlog(relay, 0); /* another process publishes: still worth watching */
@@ -363,6 +397,7 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
     }
     snprintf(limit, sizeof limit, "%d", relay->batch);
     ka_pg_param_t p = {limit, 0, 0};
+    t = mono_s();
     rc = ka_pg_query(relay->pg,
                      "SELECT id, event_id, topic, encode(kafka_key, 'hex'), ce_type, ce_source, "
                      "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
@@ -371,6 +406,7 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
                      1, &p, read_rows, &r, errstr, errlen);
     if (rc != KA_OK)
         goto out;
+    t = step_done(RSTEP_SELECT, t);
     if (r.n)
         ka_fault_point("relay_before");
     for (int i = 0; i < r.n; i++) {
@@ -379,9 +415,13 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
             break;
         }
     }
-    ka_producer_flush(relay->kp, 10000);
     if (r.n)
+        t = step_done(RSTEP_PRODUCE, t);
+    ka_producer_flush(relay->kp, 10000);
+    if (r.n) {
+        t = step_done(RSTEP_FLUSH, t);
         ka_fault_point("relay_flushed");
+    }
     if (any_in_flight(&r)) {
         /* Kafka did not answer for all of these in time (down or hung). Their
          * delivery reports would come later and point into rows this round
@@ -398,6 +438,8 @@ ka_err_t ka_relay_round(ka_relay_t *relay, int *published, int *pending, char *e
         mrc = mark(relay, &r, -1,
                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
                    errstr, errlen);
+    if (r.n)
+        step_done(RSTEP_MARK, t);
     if (mrc == KA_OK && r.n)
         ka_fault_point("relay_marked");
     int unconfirmed = 0;

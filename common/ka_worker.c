@@ -11,8 +11,8 @@
 #include "ka_event_time.h"
 
 /* SIGTERM drain: the outbox relay gets this long to publish what the last
- * batches wrote (a round in progress finishes: its flush waits up to 10 s);
- * the rest stays in the outbox for the next relay. */
+ * batches wrote (its thread's round in progress finishes first: its flush
+ * waits up to 10 s); the rest stays in the outbox for the next relay. */
 #define DRAIN_RELAY_MS 5000
 /* /healthz fails when the loop made no round for this long (and at least
  * 3 x KA_RETRY_MAX_MS, the longest back-off sleep between rounds). */
@@ -21,8 +21,9 @@
 /* The loop: poll and decode a batch (ka_worker_poll.c); in one transaction
  * dedupe it (ka_worker_dedupe.c), apply it (the handler), dead-letter what
  * was rejected (ka_worker_deadletter.c), advance the stored offsets by
- * compare-and-set (ka_worker_offsets.c) and commit; then refresh Redis and
- * publish the outbox (ka_worker_publish.c). */
+ * compare-and-set (ka_worker_offsets.c) and commit; then refresh Redis
+ * (ka_worker_publish.c) and wake the outbox relay's thread
+ * (ka_worker_relay.c), which publishes while the loop goes on. */
 
 /* For the should_stop callbacks of reconnect loops; one worker per thread. */
 static _Thread_local ka_worker_t *current_worker;
@@ -52,6 +53,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     int64_t *next_of = ka_calloc(w->nparts + 1, sizeof *next_of);
     size_t nfresh = 0;
     ka_err_t rc;
+    double t = mono_s();
 
     ka_metrics_stage_discard(); /* alert transitions count only once committed */
     if ((rc = ka_pg_pipe_begin(w->pg, errstr, errlen)) != KA_OK)
@@ -64,6 +66,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     }
     if ((rc = ka_tx_flush(&tx, errstr, errlen)) != KA_OK)
         goto out;
+    t = ka_worker_step_done(w, STEP_DEDUPE, t);
     ka_worker_mark_duplicates(evs, n, &fresh);
     for (size_t i = 0; i < n; i++)
         if (evs[i]->status == KA_EVENT_NEW)
@@ -77,6 +80,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
             ka_worker_abandon(w);
             goto out;
         }
+        t = ka_worker_step_done(w, STEP_APPLY, t);
     }
     /* Dead letters, the offsets' compare-and-set, commit. */
     rc = ka_worker_forget_rejected(w, fresh_evs, nfresh, errstr, errlen);
@@ -86,6 +90,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         rc = ka_worker_push_offsets(w, evs, n, next_of, errstr, errlen);
     if ((rc = ka_worker_commit(w, rc, errstr, errlen)) != KA_OK)
         goto out;
+    ka_worker_step_done(w, STEP_COMMIT, t);
     for (size_t k = 0; k < w->nparts; k++)
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];
@@ -230,23 +235,33 @@ fail:
 ka_err_t ka_worker_run(ka_worker_t *w)
 {
     ka_err_t rc = KA_OK;
+    char err[KA_ERRSTR_SIZE];
 
     current_worker = w;
     atomic_store(&w->state, STATE_RUNNING);
     ka_worker_check_cache(w);
     ka_worker_relay_round(w, -1);
+    if (ka_worker_relay_start(w, err, sizeof err) != KA_OK)
+        ka_log(KA_LOG_WARN, "outbox relay publishes from the loop", "{s:s}", "error", err);
     while (!ka_worker_should_stop()) {
+        double t = mono_s();
         ka_worker_housekeeping(w);
+        ka_worker_step_done(w, STEP_HOUSEKEEPING, t);
         if ((rc = ka_worker_fill_batch(w)) != KA_OK)
             break;
+        if (w->nbatch)
+            ka_worker_step_done(w, STEP_FILL, w->batch_started_s);
         /* Once a stop is requested only the batch in hand is finished: no
          * scans, no cache rebuild (the next owner rebuilds on assignment). */
         int stopping = ka_worker_should_stop();
-        if (w->h->tick && !stopping) /* the handler paces its own periodic work */
+        if (w->h->tick && !stopping) { /* the handler paces its own periodic work */
+            t = mono_s();
             w->h->tick(w->h->ud, w);
+            ka_worker_step_done(w, STEP_TICK, t);
+        }
         if (w->nbatch == 0) {
             if (!stopping) {
-                ka_worker_relay_round(w, -1);
+                ka_worker_relay_wake(w);
                 ka_worker_check_cache(w);
             }
             continue;
@@ -277,12 +292,15 @@ ka_err_t ka_worker_run(ka_worker_t *w)
         ka_worker_free_batch(w);
         rc = KA_OK;
         if (!ka_worker_should_stop()) /* else the drain below publishes, within its budget */
-            ka_worker_relay_round(w, -1);
+            ka_worker_relay_wake(w);
     }
     ka_worker_free_batch(w);
     /* The drain publishes what the last batches wrote, within a budget; the
      * rest stays in the outbox for the next relay to publish. */
-    ka_worker_relay_round(w, mono_ms() + DRAIN_RELAY_MS);
+    int64_t drain_until = mono_ms() + DRAIN_RELAY_MS;
+    ka_worker_relay_stop(w);
+    if (mono_ms() < drain_until) /* else the thread's last round took the budget */
+        ka_worker_relay_round(w, drain_until);
     atomic_store(&w->state, STATE_STOPPED);
     ka_worker_publish_state(w);
     ka_log(KA_LOG_INFO, "worker stopped", "{s:I,s:I,s:I,s:I}", "consumed",
@@ -296,6 +314,7 @@ void ka_worker_free(ka_worker_t *w)
     if (!w)
         return;
     ka_worker_free_batch(w);
+    ka_worker_relay_stop(w); /* if ka_worker_run did not */
     ka_consumer_free(w->kc);
     ka_relay_free(w->relay);
     ka_redis_free(w->rds);

@@ -88,12 +88,15 @@ void ka_worker_check_cache(ka_worker_t *w)
     if (now < w->next_cache_check_ms)
         return;
     w->next_cache_check_ms = now + CACHE_CHECK_MS;
+    double t = mono_s();
     if (!w->cache_stale && w->rds) {
         cache_marker(w, marker, sizeof marker);
         if (ka_redis_get(w->rds, marker, &val, NULL, err, sizeof err) == KA_OK && val) {
             free(val);
+            ka_worker_step_done(w, STEP_CACHE_CHECK, t);
             return;
         }
     }
     rebuild_cache(w);
+    ka_worker_step_done(w, STEP_CACHE_CHECK, t);
 }

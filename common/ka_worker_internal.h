@@ -10,7 +10,8 @@
  *   ka_worker_tx.c          the transaction handed to handlers (ka_tx_*)
  *   ka_worker_deadletter.c  dead-letter rows and their log lines
  *   ka_worker_offsets.c     partition table, stored offsets, compare-and-set
- *   ka_worker_publish.c     after commit: counters, Redis updates, outbox relay
+ *   ka_worker_publish.c     after commit: counters, Redis updates
+ *   ka_worker_relay.c       the outbox relay's thread, woken after each commit
  *   ka_worker_cache.c       Redis cache marker, lock and rebuild
  *   ka_worker_ops.c         metrics, /healthz /readyz, drain watchdog
  *   ka_worker_sql.c         the loop's prepared statements */
@@ -34,15 +35,33 @@ typedef struct part_state {
     int64_t stored_next; /* -1: no row in consumer_offset yet */
 } part_state_t;
 
+/* The loop's steps, each timed into ka_worker_step_seconds{step}: where a
+ * batch's time goes (the latency profile of docs/performance.md). */
+enum {
+    STEP_FILL,         /* a batch's first event polled -> the batch in hand */
+    STEP_DEDUPE,       /* BEGIN + processed_event: the first round trip */
+    STEP_APPLY,        /* the handler's statements */
+    STEP_COMMIT,       /* dead letters, offsets' compare-and-set, COMMIT */
+    STEP_AFTER_COMMIT, /* counters and the Redis updates */
+    STEP_RELAY,        /* what the loop spends on the outbox relay */
+    STEP_TICK,         /* the handler's periodic work */
+    STEP_HOUSEKEEPING, /* lag, firing alerts, state gauges */
+    STEP_CACHE_CHECK,  /* the Redis cache marker (and a rebuild) */
+    STEP_COUNT
+};
+
 /* Handles of the loop's metrics in the process's registry (never removed, so
  * the handles stay valid); labelled families are looked up when used. */
 typedef struct worker_metrics {
     ka_series_t *consumed, *applied, *duplicates, *batches, *rollbacks, *fenced;
     ka_series_t *rebuilds_ok, *rebuilds_failed;
-    ka_series_t *batch_size, *processing, *end_to_end;
+    ka_series_t *batch_size, *processing, *end_to_end, *poll_delay;
     ka_series_t *assigned, *ready, *up_pg, *up_redis, *up_kafka, *last_round;
     ka_metric_t *info, *dead_lettered, *lag, *firing;
+    ka_series_t *step[STEP_COUNT];
 } worker_metrics_t;
+
+typedef struct ka_relay_thread ka_relay_thread_t;
 
 struct ka_worker {
     const ka_config_t *cfg;
@@ -53,6 +72,7 @@ struct ka_worker {
     ka_redis_t *rds;
     ka_consumer_t *kc;
     ka_relay_t *relay;
+    ka_relay_thread_t *relay_thread; /* NULL: rounds run in the loop */
     atomic_int stop;
     int max_events, max_ms, retry_max_ms;
     int64_t max_event_age_ms; /* the dedupe window's reach (ka_event_time.h) */
@@ -112,6 +132,14 @@ static inline int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Observes the seconds since `since` (mono_s()) as `step`; returns now. */
+static inline double ka_worker_step_done(ka_worker_t *w, int step, double since)
+{
+    double now = mono_s();
+    ka_metrics_observe(w->m.step[step], now - since);
+    return now;
+}
+
 /* ka_worker.c: the stop flags, for the should_stop callbacks of reconnect
  * loops, and their retry log line. */
 int ka_worker_should_stop(void);
@@ -160,7 +188,17 @@ void ka_worker_reload_after_fence(ka_worker_t *w);
 
 /* ka_worker_publish.c */
 void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n);
+
+/* ka_worker_relay.c. Relay rounds on the loop's thread while rows are
+ * pending: a deadline (>= 0) bounds the drain's rounds; without one they end
+ * early when a stop is requested, so that the drain takes over. */
 void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms);
+/* Starts the relay's thread; from then on ka_worker_relay_wake() after a
+ * commit publishes what it wrote, without waiting, until
+ * ka_worker_relay_stop() ends the thread (its round in progress finishes). */
+ka_err_t ka_worker_relay_start(ka_worker_t *w, char *errstr, size_t errlen);
+void ka_worker_relay_wake(ka_worker_t *w);
+void ka_worker_relay_stop(ka_worker_t *w);
 
 /* ka_worker_cache.c */
 ka_err_t ka_worker_cache_lock(ka_worker_t *w, int exclusive, char *errstr, size_t errlen);

@@ -66,6 +66,12 @@ void ka_worker_register_metrics(ka_worker_t *w)
                              "handled it",
                              NULL, KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
         NULL);
+    wm->poll_delay = ka_metrics_series(
+        ka_metrics_histogram(m, "ka_event_poll_delay_seconds",
+                             "From an event's Kafka message timestamp to the worker polling it "
+                             "(the producer's and the broker's share of the latency)",
+                             NULL, KA_METRICS_LATENCY_BUCKETS, KA_METRICS_LATENCY_NBUCKETS),
+        NULL);
     wm->lag = ka_metrics_gauge(m, "ka_consumer_lag_messages",
                                "Messages in an assigned partition after the worker's committed "
                                "offset, from the last fetch's high watermark",
@@ -100,6 +106,22 @@ void ka_worker_register_metrics(ka_worker_t *w)
     wm->up_kafka = ka_metrics_series(up, kafka);
     wm->ready = ka_metrics_series(
         ka_metrics_gauge(m, "ka_ready", "1 while /readyz answers 200", NULL), NULL);
+    static const char *const steps[STEP_COUNT] = {
+        [STEP_FILL] = "fill",         [STEP_DEDUPE] = "dedupe",
+        [STEP_APPLY] = "apply",       [STEP_COMMIT] = "commit",
+        [STEP_AFTER_COMMIT] = "after_commit", [STEP_RELAY] = "relay",
+        [STEP_TICK] = "tick",         [STEP_HOUSEKEEPING] = "housekeeping",
+        [STEP_CACHE_CHECK] = "cache_check"};
+    ka_metric_t *step = ka_metrics_histogram(
+        m, "ka_worker_step_seconds",
+        "Time the loop spent in each step: fill (a batch's first event polled to the batch in "
+        "hand), dedupe, apply, commit, after_commit (Redis), relay, tick, housekeeping, "
+        "cache_check",
+        "step", KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS);
+    for (int i = 0; i < STEP_COUNT; i++) {
+        const char *v[] = {steps[i]};
+        wm->step[i] = ka_metrics_series(step, v);
+    }
     wm->last_round = ka_metrics_series(
         ka_metrics_gauge(m, "ka_worker_last_round_timestamp_seconds",
                          "When the loop last started a round (Unix time)", NULL),

@@ -94,6 +94,10 @@ ka_err_t ka_worker_fill_batch(ka_worker_t *w)
             deadline = mono_ms() + w->max_ms;
             w->batch_started_s = mono_s();
         }
+        if (m->timestamp_ms >= 0) {
+            int64_t ms = wall_ms() - m->timestamp_ms;
+            ka_metrics_observe(w->m.poll_delay, ms > 0 ? (double)ms / 1000.0 : 0.0);
+        }
         ka_event_t *ev = &w->batch[w->nbatch++];
         memset(ev, 0, sizeof *ev);
         ev->msg = m;

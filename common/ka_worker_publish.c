@@ -5,8 +5,8 @@
 #include "ka_log.h"
 #include "ka_worker_internal.h"
 
-/* After a commit: the loop's counters, the Redis cache from the committed
- * state, and the outbox published. */
+/* After a commit: the loop's counters and the Redis cache from the committed
+ * state (the outbox relay: ka_worker_relay.c). */
 
 void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
 {
@@ -14,6 +14,7 @@ void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
     ka_event_t **fresh = ka_calloc(n + 1, sizeof *fresh);
     size_t nfresh = 0, ndup = 0;
     int64_t now = wall_ms();
+    double t = mono_s();
     ka_metrics_inc(w->m.batches);
     ka_metrics_observe(w->m.batch_size, (double)n);
     ka_metrics_observe(w->m.processing, mono_s() - w->batch_started_s);
@@ -47,23 +48,5 @@ void ka_worker_after_commit(ka_worker_t *w, ka_event_t **evs, size_t n)
         }
     }
     free(fresh);
-}
-
-/* Publishes the outbox, round after round while rows are pending. A
- * deadline (>= 0) bounds the drain's rounds; without one the rounds end early
- * when a stop is requested, so that the drain takes over. */
-void ka_worker_relay_round(ka_worker_t *w, int64_t deadline_ms)
-{
-    char err[KA_ERRSTR_SIZE];
-    int published = 0, pending = 1;
-    for (int rounds = 0; pending && rounds < 100; rounds++) {
-        if (rounds > 0 && (deadline_ms >= 0 ? mono_ms() >= deadline_ms : ka_worker_should_stop()))
-            break;
-        ka_err_t rc = ka_relay_round(w->relay, &published, &pending, err, sizeof err);
-        w->stats.published += (uint64_t)published;
-        if (rc != KA_OK) {
-            ka_log(KA_LOG_WARN, "outbox relay round failed", "{s:s}", "error", err);
-            return;
-        }
-    }
+    ka_worker_step_done(w, STEP_AFTER_COMMIT, t);
 }

@@ -85,9 +85,11 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
     rc = fn(ud, &tx, errstr, errlen);
     if (!tx.failed)
         rc = ka_worker_commit(w, rc, errstr, errlen);
-    if (rc == KA_OK)
+    if (rc == KA_OK) {
         ka_metrics_stage_commit();
-    else
+        if (w->relay_thread) /* what it wrote to the outbox goes out now */
+            ka_worker_relay_wake(w);
+    } else
         ka_metrics_stage_discard();
     return rc;
 }
