@@ -6,6 +6,7 @@
 
 #include "ka/v1/alert.pb-c.h"
 #include "ka_alert.h"
+#include "ka_alert_batch.h"
 #include "ka_buf.h"
 #include "ka_hash.h"
 #include "ka_metrics.h"
@@ -51,7 +52,7 @@ ka_err_t ka_alert_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         errstr, errlen);
     if (rc != KA_OK)
         return rc;
-    return ka_pg_prepare(
+    rc = ka_pg_prepare(
         pg, "ka_alert_history",
         "INSERT INTO alert_history (fingerprint, alert_id, transition, type, severity, summary, "
         "details, starts_at, ends_at, cause_event_ids, event_id, occurred_at) VALUES ($1, $2, $3, "
@@ -59,6 +60,9 @@ ka_err_t ka_alert_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         "to_timestamp($9::bigint / 1000.0), $10::text[], $11, to_timestamp($12::bigint / 1000.0)) "
         "ON CONFLICT (event_id, occurred_at) DO NOTHING",
         errstr, errlen);
+    if (rc != KA_OK)
+        return rc;
+    return ka_alert_batch_prepare(pg, errstr, errlen);
 }
 
 static int subject_kind_proto(const char *kind)
@@ -119,24 +123,22 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         ka_buf_array_add(&causes, a->causes[i]);
     ka_buf_array_end(&causes);
 
-    ka_pg_param_t state[13] = {
-        {a->fingerprint, 0, 0}, {alert_id, 0, 0},        {a->type, 0, 0},
-        {a->severity, 0, 0},    {firing ? "firing" : "resolved", 0, 0},
-        {a->subject_kind, 0, 0}, {a->subject_id, 0, 0},   {a->summary, 0, 0},
-        {djson ? djson : "{}", 0, 0}, {starts, 0, 0},     {firing ? NULL : ends, 0, 0},
-        {ka_buf_str(&causes), 0, 0}, {at, 0, 0},
-    };
-    ka_pg_param_t hist[12] = {
-        {a->fingerprint, 0, 0}, {alert_id, 0, 0}, {firing ? "firing" : "resolved", 0, 0},
-        {a->type, 0, 0},        {a->severity, 0, 0}, {a->summary, 0, 0},
-        {djson ? djson : "{}", 0, 0}, {starts, 0, 0}, {hist_ends, 0, 0},
-        {ka_buf_str(&causes), 0, 0}, {ce_id, 0, 0}, {at, 0, 0},
-    };
-    ka_pg_t *pg = ka_tx_pg(tx);
-    if ((rc = ka_pg_pipe_push(pg, "ka_alert_state", 13, state, NULL, NULL, errstr, errlen)) ||
-        (rc = ka_pg_pipe_push(pg, "ka_alert_history", 12, hist, NULL, NULL, errstr, errlen)))
-        goto out;
-
+    /* Into the transaction's batch (ka_alert_batch.h): written with one
+     * statement per table when the transaction next flushes or ends. */
+    ka_alert_batch_t *b = ka_tx_alerts(tx);
+    const char *state[13] = {a->fingerprint, alert_id, a->type, a->severity,
+                             firing ? "firing" : "resolved", a->subject_kind, a->subject_id,
+                             a->summary, djson ? djson : "{}", starts, firing ? NULL : ends,
+                             ka_buf_str(&causes), at};
+    const char *hist[12] = {a->fingerprint, alert_id, firing ? "firing" : "resolved", a->type,
+                            a->severity, a->summary, djson ? djson : "{}", starts, hist_ends,
+                            ka_buf_str(&causes), ce_id, at};
+    for (int i = 0; i < 13; i++)
+        ka_buf_array_add(&b->state.b[i], state[i]);
+    for (int i = 0; i < 12; i++)
+        ka_buf_array_add(&b->hist.b[i], hist[i]);
+    b->state.rows++;
+    b->hist.rows++;
     header.event_id = ce_id;
     header.occurred_at_ms = at_ms;
     header.producer = "ka";
@@ -169,7 +171,7 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         .payload = payload,
         .len = len,
     };
-    rc = ka_tx_emit(tx, &row, errstr, errlen);
+    rc = ka_outbox_batch_add(b->out, &row, errstr, errlen);
     if (rc == KA_OK) {
         /* Counted when the transaction commits: a rolled-back batch is
          * retried and would count its transitions twice. */
@@ -177,7 +179,6 @@ ka_err_t ka_alert_transition(ka_tx_t *tx, const ka_alert_t *a, int firing, char 
         const char *labels[] = {a->type, firing ? "firing" : "resolved"};
         ka_metrics_stage_inc(ka_metrics_series(transitions, labels));
     }
-out:
     free(payload);
     free(djson);
     json_decref(details);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ka_buf.h"
+#include "ka_cols.h"
 #include "ka_fault.h"
 #include "ka_metrics.h"
 #include "ka_outbox.h"
@@ -94,7 +95,7 @@ static int64_t mono_ms(void)
 
 ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
-    return ka_pg_prepare(
+    ka_err_t rc = ka_pg_prepare(
         pg, "ka_outbox_insert",
         /* The id alone decides, across the partitions: a row pushed again
          * (an alert's resolve re-derived after a restart) carries another
@@ -102,6 +103,20 @@ ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         "INSERT INTO outbox (event_id, topic, kafka_key, ce_type, ce_source, ce_time, payload, "
         "headers) SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), $7, $8::jsonb "
         "WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = $1) "
+        "ON CONFLICT (event_id, ce_time) DO NOTHING",
+        errstr, errlen);
+    if (rc != KA_OK)
+        return rc;
+    /* The batch: its first row of each event_id, inserted in the order
+     * added (the ids the relay publishes by). */
+    return ka_pg_prepare(
+        pg, "ka_outbox_insert_many",
+        "INSERT INTO outbox (event_id, topic, kafka_key, ce_type, ce_source, ce_time, payload, "
+        "headers) SELECT d.ev, d.topic, d.k, d.ct, $5::text, to_timestamp(d.t / 1000.0), d.p, "
+        "d.h::jsonb FROM (SELECT DISTINCT ON (x.ev) * FROM unnest($1::text[], $2::text[], "
+        "$3::bytea[], $4::text[], $6::bigint[], $7::bytea[], $8::text[]) WITH ORDINALITY "
+        "AS x(ev, topic, k, ct, t, p, h, ord) ORDER BY x.ev, x.ord) d "
+        "WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = d.ev) ORDER BY d.ord "
         "ON CONFLICT (event_id, ce_time) DO NOTHING",
         errstr, errlen);
 }
@@ -136,6 +151,87 @@ ka_err_t ka_outbox_push(ka_pg_t *pg, const char *ce_source, const ka_outbox_row_
     ka_err_t rc = ka_pg_pipe_push(pg, "ka_outbox_insert", 8, p, NULL, NULL, errstr, errlen);
     free(hjson);
     return rc;
+}
+
+/* Batched inserts ---------------------------------------------------------- */
+
+struct ka_outbox_batch {
+    ka_cols_t c; /* event_id, topic, key, ce_type, ce_time, payload, headers */
+};
+
+ka_outbox_batch_t *ka_outbox_batch_new(void)
+{
+    ka_outbox_batch_t *b = ka_calloc(1, sizeof *b);
+    ka_cols_begin(&b->c, 7);
+    return b;
+}
+
+/* bytea's hex input form, "\x0a1b...". */
+static void add_bytea(ka_buf_t *col, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    char *hex = ka_malloc(2 * len + 3);
+    hex[0] = '\\';
+    hex[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        hex[2 + 2 * i] = digits[p[i] >> 4];
+        hex[3 + 2 * i] = digits[p[i] & 15];
+    }
+    hex[2 + 2 * len] = '\0';
+    ka_buf_array_add(col, hex);
+    free(hex);
+}
+
+ka_err_t ka_outbox_batch_add(ka_outbox_batch_t *b, const ka_outbox_row_t *row, char *errstr,
+                             size_t errlen)
+{
+    json_t *hdrs = json_object();
+    for (size_t i = 0; i < row->nheaders; i++)
+        json_object_set_new(hdrs, row->headers[i].name,
+                            json_stringn(row->headers[i].value, row->headers[i].len));
+    char *hjson = json_dumps(hdrs, JSON_COMPACT);
+    json_decref(hdrs);
+    if (!hjson) {
+        snprintf(errstr, errlen, "outbox headers of %s are not valid UTF-8", row->event_id);
+        return KA_ERR;
+    }
+    ka_buf_array_add(&b->c.b[0], row->event_id);
+    ka_buf_array_add(&b->c.b[1], row->topic);
+    if (row->key)
+        add_bytea(&b->c.b[2], row->key, row->key_len);
+    else
+        ka_buf_array_add(&b->c.b[2], NULL);
+    ka_buf_array_add(&b->c.b[3], row->ce_type);
+    ka_buf_array_add_int(&b->c.b[4], row->ce_time_ms);
+    add_bytea(&b->c.b[5], row->payload ? row->payload : "", row->payload ? row->len : 0);
+    ka_buf_array_add(&b->c.b[6], hjson);
+    b->c.rows++;
+    free(hjson);
+    return KA_OK;
+}
+
+ka_err_t ka_outbox_batch_push(ka_pg_t *pg, ka_outbox_batch_t *b, const char *ce_source,
+                              char *errstr, size_t errlen)
+{
+    ka_pg_param_t c[7];
+    ka_err_t rc = KA_OK;
+    if (!b || !b->c.rows)
+        return KA_OK;
+    ka_cols_end(&b->c, c);
+    ka_pg_param_t p[8] = {c[0], c[1], c[2], c[3], {ce_source, 0, 0}, c[4], c[5], c[6]};
+    rc = ka_pg_pipe_push(pg, "ka_outbox_insert_many", 8, p, NULL, NULL, errstr, errlen);
+    ka_cols_free(&b->c);
+    ka_cols_begin(&b->c, 7);
+    return rc;
+}
+
+void ka_outbox_batch_free(ka_outbox_batch_t *b)
+{
+    if (!b)
+        return;
+    ka_cols_free(&b->c);
+    free(b);
 }
 
 /* Relay ------------------------------------------------------------------- */

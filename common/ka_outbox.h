@@ -36,6 +36,21 @@ ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen);
 ka_err_t ka_outbox_push(ka_pg_t *pg, const char *ce_source, const ka_outbox_row_t *row,
                         char *errstr, size_t errlen);
 
+/* Rows queued in memory and written by one INSERT (a transaction's alert
+ * events, issue 17): ka_outbox_batch_add per row, ka_outbox_batch_push once
+ * into the open pipeline. The same rows as ka_outbox_push one by one, in
+ * the order added: a row whose event_id exists already (in the table or
+ * earlier in the batch) is left alone. */
+typedef struct ka_outbox_batch ka_outbox_batch_t;
+
+ka_outbox_batch_t *ka_outbox_batch_new(void);
+ka_err_t ka_outbox_batch_add(ka_outbox_batch_t *b, const ka_outbox_row_t *row, char *errstr,
+                             size_t errlen);
+/* Queues the INSERT (nothing when empty) and empties the batch. */
+ka_err_t ka_outbox_batch_push(ka_pg_t *pg, ka_outbox_batch_t *b, const char *ce_source,
+                              char *errstr, size_t errlen);
+void ka_outbox_batch_free(ka_outbox_batch_t *b);
+
 /* The relay: its own PostgreSQL connection and producer. Only one relay in a
  * deployment publishes at a time (a PostgreSQL advisory lock); the others'
  * rounds do nothing until the holder goes away. */

@@ -47,7 +47,7 @@ void ka_worker_log_pg_retry(const char *err, int next_ms)
 static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *errstr,
                               size_t errlen)
 {
-    ka_tx_t tx = {w, 0};
+    ka_tx_t tx = {w, 0, NULL};
     fresh_ids_t fresh = {NULL, 0};
     ka_event_t **fresh_evs = ka_calloc(n + 1, sizeof *fresh_evs);
     int64_t *next_of = ka_calloc(w->nparts + 1, sizeof *next_of);
@@ -74,6 +74,8 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
     /* Apply, in the same transaction. */
     if (nfresh) {
         rc = w->h->apply(w->h->ud, &tx, fresh_evs, nfresh, errstr, errlen);
+        if (rc == KA_OK && !tx.failed)
+            rc = ka_tx_end(&tx, errstr, errlen); /* the alerts it queued */
         if (tx.failed)
             goto out;
         if (rc != KA_OK) {
@@ -95,6 +97,7 @@ static ka_err_t commit_events(ka_worker_t *w, ka_event_t **evs, size_t n, char *
         if (next_of[k] >= 0)
             w->parts[k].stored_next = next_of[k];
 out:
+    ka_tx_discard(&tx);
     if (rc == KA_OK)
         ka_metrics_stage_commit();
     else

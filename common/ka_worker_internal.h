@@ -108,7 +108,15 @@ struct ka_worker {
 struct ka_tx {
     ka_worker_t *w;
     int failed;
+    struct ka_alert_batch *alerts; /* its alert transitions not yet written, or NULL */
 };
+
+/* The end of a transaction's own statements: queues what it holds in memory
+ * (its alert transitions) before the offsets and COMMIT. */
+ka_err_t ka_tx_end(ka_tx_t *tx, char *errstr, size_t errlen);
+/* Frees what the transaction held in memory (every path, after commit or
+ * rollback). */
+void ka_tx_discard(ka_tx_t *tx);
 
 static inline int64_t mono_ms(void)
 {

@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "ka_alert_batch.h"
 #include "ka_fault.h"
 #include "ka_worker_internal.h"
 
@@ -21,9 +22,31 @@ const ka_config_t *ka_tx_config(const ka_tx_t *tx)
     return tx->w->cfg;
 }
 
+ka_alert_batch_t *ka_tx_alerts(ka_tx_t *tx)
+{
+    if (!tx->alerts)
+        tx->alerts = ka_alert_batch_new();
+    return tx->alerts;
+}
+
+ka_err_t ka_tx_end(ka_tx_t *tx, char *errstr, size_t errlen)
+{
+    return ka_alert_batch_push(tx->w->pg, tx->alerts, tx->w->source, errstr, errlen);
+}
+
+void ka_tx_discard(ka_tx_t *tx)
+{
+    ka_alert_batch_free(tx->alerts);
+    tx->alerts = NULL;
+}
+
+/* The alert transitions queued so far go first: what the caller reads next
+ * sees them, as when each was written at once. */
 ka_err_t ka_tx_flush(ka_tx_t *tx, char *errstr, size_t errlen)
 {
-    ka_err_t rc = ka_pg_pipe_run(tx->w->pg, errstr, errlen);
+    ka_err_t rc = ka_tx_end(tx, errstr, errlen);
+    if (rc == KA_OK)
+        rc = ka_pg_pipe_run(tx->w->pg, errstr, errlen);
     if (rc == KA_OK)
         rc = ka_pg_pipe_begin(tx->w->pg, errstr, errlen);
     if (rc != KA_OK)
@@ -73,7 +96,7 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
                                ka_err_t (*fn)(void *ud, ka_tx_t *tx, char *errstr, size_t errlen),
                                void *ud, char *errstr, size_t errlen)
 {
-    ka_tx_t tx = {w, 0};
+    ka_tx_t tx = {w, 0, NULL};
     ka_metrics_stage_discard();
     ka_err_t rc = ka_pg_pipe_begin(w->pg, errstr, errlen);
     if (rc != KA_OK)
@@ -83,8 +106,11 @@ ka_err_t ka_worker_transaction(ka_worker_t *w,
         return rc;
     }
     rc = fn(ud, &tx, errstr, errlen);
+    if (rc == KA_OK && !tx.failed)
+        rc = ka_tx_end(&tx, errstr, errlen);
     if (!tx.failed)
         rc = ka_worker_commit(w, rc, errstr, errlen);
+    ka_tx_discard(&tx);
     if (rc == KA_OK) {
         ka_metrics_stage_commit();
         if (w->relay_thread) /* what it wrote to the outbox goes out now */

@@ -9,6 +9,7 @@
 #include "ka_cols.h"
 #include "ka_scan.h"
 #include "forecast_gap.h"
+#include "forecast_index.h"
 #include "forecast_recompute.h"
 
 #define RECOMPUTE_LOCK 4242015
@@ -62,6 +63,7 @@ typedef struct work {
      * the gap rule (level unused) */
     fkey_t *changed;
     size_t nchanged;
+    forecast_index_t opp_at, key_at, pkey_at; /* id / joined key -> index */
 } work_t;
 
 static void copy(char *dst, size_t len, const char *src)
@@ -77,12 +79,19 @@ void forecast_quarter_of(const char *month, char out[11])
     snprintf(out, 11, "%04d-%02d-01", y, (m - 1) / 3 * 3 + 1);
 }
 
+/* "a\x1fb\x1fc": the index's key of a triple (ids hold no control characters). */
+static void join3(char *out, size_t len, const char *a, const char *b, const char *c)
+{
+    snprintf(out, len, "%s\x1f%s\x1f%s", a ? a : "", b ? b : "", c ? c : "");
+}
+
 static void add_key(work_t *w, const char *node, const char *kind, const char *start)
 {
-    for (size_t i = 0; i < w->nkeys; i++)
-        if (!strcmp(w->keys[i].node, node) && !strcmp(w->keys[i].kind, kind) &&
-            !strcmp(w->keys[i].start, start))
-            return;
+    char jk[3 * ID_LEN + 8];
+    join3(jk, sizeof jk, node, kind, start);
+    if (forecast_index_get(&w->key_at, jk) >= 0)
+        return;
+    forecast_index_put(&w->key_at, jk, (int)w->nkeys);
     w->keys = ka_realloc(w->keys, (w->nkeys + 1) * sizeof *w->keys);
     fkey_t *k = &w->keys[w->nkeys++];
     copy(k->node, sizeof k->node, node);
@@ -93,10 +102,11 @@ static void add_key(work_t *w, const char *node, const char *kind, const char *s
 
 static void add_pkey(work_t *w, const char *sku, const char *month, const char *division)
 {
-    for (size_t i = 0; i < w->npkeys; i++)
-        if (!strcmp(w->pkeys[i].sku, sku) && !strcmp(w->pkeys[i].month, month) &&
-            !strcmp(w->pkeys[i].division, division))
-            return;
+    char jk[3 * ID_LEN + 8];
+    join3(jk, sizeof jk, sku, month, division);
+    if (forecast_index_get(&w->pkey_at, jk) >= 0)
+        return;
+    forecast_index_put(&w->pkey_at, jk, (int)w->npkeys);
     w->pkeys = ka_realloc(w->pkeys, (w->npkeys + 1) * sizeof *w->pkeys);
     pkey_t *k = &w->pkeys[w->npkeys++];
     copy(k->sku, sizeof k->sku, sku);
@@ -106,10 +116,8 @@ static void add_pkey(work_t *w, const char *sku, const char *month, const char *
 
 static fopp_t *find_opp(work_t *w, const char *id)
 {
-    for (size_t i = 0; i < w->nopps; i++)
-        if (strcmp(w->opps[i].id, id) == 0)
-            return &w->opps[i];
-    return NULL;
+    int i = forecast_index_get(&w->opp_at, id ? id : "");
+    return i >= 0 ? &w->opps[i] : NULL;
 }
 
 static void free_work(work_t *w)
@@ -123,6 +131,9 @@ static void free_work(work_t *w)
     free(w->keys);
     free(w->pkeys);
     free(w->changed);
+    forecast_index_free(&w->opp_at);
+    forecast_index_free(&w->key_at);
+    forecast_index_free(&w->pkey_at);
     memset(w, 0, sizeof *w);
 }
 
@@ -562,21 +573,33 @@ static ka_err_t expand_ancestors(work_t *w, ka_tx_t *tx, char *errstr, size_t er
     ka_err_t rc = ka_rows_query(tx, "forecast_levels", 1, p, &r, errstr, errlen);
     ka_buf_free(&nodes);
     size_t n = w->nkeys; /* the keys marked; ancestors are appended */
+    /* The marked keys of each node (a chain through next), and each
+     * ancestor's level: a key's level is its node's. */
+    forecast_index_t first = {0}, level_of = {0};
+    int *next = ka_calloc(n + 1, sizeof *next);
+    for (size_t k = n; k-- > 0;) {
+        next[k] = forecast_index_get(&first, w->keys[k].node);
+        forecast_index_put(&first, w->keys[k].node, (int)k);
+    }
     for (int i = 0; rc == KA_OK && i < r.nrows; i++) {
         const char *node = ka_rows_str(&r, i, 0), *anc = ka_rows_str(&r, i, 1);
         int level = (int)ka_rows_int(&r, i, 2, MAX_LEVEL);
-        for (size_t k = 0; k < n; k++) {
-            if (strcmp(w->keys[k].node, node) != 0)
-                continue;
+        for (int k = forecast_index_get(&first, node); k >= 0; k = next[k]) {
             char kind[8], start[11];
             copy(kind, sizeof kind, w->keys[k].kind);
             copy(start, sizeof start, w->keys[k].start);
             add_key(w, anc, kind, start);
-            for (size_t j = 0; j < w->nkeys; j++)
-                if (!strcmp(w->keys[j].node, anc))
-                    w->keys[j].level = level;
         }
+        forecast_index_put(&level_of, anc, level);
     }
+    for (size_t j = 0; rc == KA_OK && j < w->nkeys; j++) {
+        int level = forecast_index_get(&level_of, w->keys[j].node);
+        if (level >= 0)
+            w->keys[j].level = level;
+    }
+    forecast_index_free(&first);
+    forecast_index_free(&level_of);
+    free(next);
     ka_rows_free(&r);
     return rc;
 }
@@ -766,6 +789,7 @@ static ka_err_t run(void *ud, ka_tx_t *tx, char *errstr, size_t errlen)
                 continue;
             w.opps = ka_realloc(w.opps, (w.nopps + 1) * sizeof *w.opps);
             memset(&w.opps[w.nopps], 0, sizeof w.opps[0]);
+            forecast_index_put(&w.opp_at, id, (int)w.nopps);
             copy(w.opps[w.nopps++].id, ID_LEN, id);
             ka_buf_array_add(&p.ids, id);
         } else {
