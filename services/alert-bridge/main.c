@@ -205,7 +205,8 @@ static void drop_delivered(bridge_t *b, size_t n)
         n = b->nfps;
     for (size_t i = 0; i < n; i++)
         free(b->fps[i]);
-    memmove(b->fps, b->fps + n, (b->nfps - n) * sizeof *b->fps);
+    if (n && n < b->nfps) /* fps is NULL until the first fingerprint */
+        memmove(b->fps, b->fps + n, (b->nfps - n) * sizeof *b->fps);
     b->nfps -= n;
     ka_metrics_set(b->pending, (double)b->nfps);
 }
