@@ -1,5 +1,6 @@
 /* Posting to Alertmanager's API v2 with libcurl, one target per URL, all
- * targets at once (a curl multi handle). */
+ * targets at once (a curl multi handle), without blocking the caller: it
+ * starts a post and drives it from its own loop, which goes on reading. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -29,6 +30,11 @@ struct bridge_am {
     int timeout_ms, retry_max_ms;
     struct curl_slist *headers;
     CURLM *multi; /* the targets' posts run at once: a round waits for the slowest, not the sum */
+    /* The post in flight (bridge_am_start): its targets still running, how
+     * many accepted it so far, and what settle needs. */
+    size_t inflight, post_n;
+    int accepted, post_full;
+    double post_start;
 };
 
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -149,6 +155,11 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int64_t mono_ms(void)
+{
+    return (int64_t)(mono_s() * 1000.0);
+}
+
 static void failed(bridge_am_t *am, target_t *t, int64_t now_ms, const char *why)
 {
     t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : FIRST_BACKOFF_MS;
@@ -200,12 +211,14 @@ static int settle(bridge_am_t *am, target_t *t, CURLcode cc, size_t n, int full,
     return 1;
 }
 
-int bridge_am_post(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
-                   int64_t now_ms)
+int bridge_am_start(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
+                    int64_t now_ms)
 {
-    int accepted = 0, running = 0;
-    size_t started = 0;
-    double start = mono_s();
+    am->inflight = 0;
+    am->accepted = 0;
+    am->post_n = n;
+    am->post_full = full;
+    am->post_start = mono_s();
     for (size_t i = 0; i < am->n; i++) {
         target_t *t = &am->t[i];
         if (t->backoff_ms && now_ms < t->retry_at)
@@ -221,34 +234,58 @@ int bridge_am_post(bridge_am_t *am, const char *body, size_t len, size_t n, int 
             failed(am, t, now_ms, "could not start the post");
             continue;
         }
-        started++;
+        am->inflight++;
     }
+    return (int)am->inflight;
+}
+
+int bridge_am_busy(const bridge_am_t *am)
+{
+    return am->inflight > 0;
+}
+
+int bridge_am_step(bridge_am_t *am, int wait_ms)
+{
+    if (!am->inflight)
+        return am->accepted;
+    int running = 0;
+    if (curl_multi_perform(am->multi, &running) != CURLM_OK)
+        running = 0;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(am->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        target_t *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode cc = msg->data.result;
+        curl_multi_remove_handle(am->multi, msg->easy_handle);
+        am->inflight--;
+        am->accepted += settle(am, t, cc, am->post_n, am->post_full, mono_ms(),
+                               mono_s() - am->post_start);
+    }
+    if (am->inflight && !running) {
+        /* Not expected (each handle reports DONE once no transfer runs):
+         * take them out rather than spin; they count as not accepted. */
+        for (size_t i = 0; i < am->n; i++)
+            (void)curl_multi_remove_handle(am->multi, am->t[i].curl);
+        am->inflight = 0;
+    }
+    if (!am->inflight)
+        return am->accepted;
+    if (wait_ms > 0)
+        curl_multi_poll(am->multi, NULL, 0, wait_ms, NULL);
+    return -1;
+}
+
+int bridge_am_post(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
+                   int64_t now_ms)
+{
+    bridge_am_start(am, body, len, n, full, now_ms);
     /* Every post ends within the targets' time-out (CURLOPT_TIMEOUT_MS). */
-    while (started) {
-        if (curl_multi_perform(am->multi, &running) != CURLM_OK)
-            running = 0;
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(am->multi, &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            target_t *t = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-            CURLcode cc = msg->data.result;
-            curl_multi_remove_handle(am->multi, msg->easy_handle);
-            started--;
-            accepted += settle(am, t, cc, n, full, now_ms, mono_s() - start);
-        }
-        if (started && running)
-            curl_multi_poll(am->multi, NULL, 0, 100, NULL);
-        else if (started) {
-            /* Not expected (each handle reports DONE once no transfer runs):
-             * take them out rather than spin; they count as not accepted. */
-            for (size_t i = 0; i < am->n; i++)
-                (void)curl_multi_remove_handle(am->multi, am->t[i].curl);
-            break;
-        }
-    }
+    int accepted;
+    while ((accepted = bridge_am_step(am, 100)) < 0)
+        ;
     return accepted;
 }
 

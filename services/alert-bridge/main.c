@@ -2,9 +2,12 @@
  *
  *   poll ka.alert.v1; decode each event (a malformed one is dead-lettered)
  *   and note its fingerprint and the next offset of its partition
- *   every KA_BATCH_MAX_MS (or KA_BATCH_MAX_EVENTS): read those alerts from
- *   PostgreSQL (alert_delivery), post them to every Alertmanager, and only
- *   when one accepted them commit the offsets to Kafka
+ *   every KA_BATCH_MAX_MS (or KA_BATCH_MAX_EVENTS): a round reads those
+ *   alerts from PostgreSQL (alert_delivery), posts them to every
+ *   Alertmanager in chunks, and only when one accepted every chunk commits
+ *   the offsets read up to the round's start; the loop goes on reading
+ *   while a round's posts run, so what arrives meanwhile is the next round
+ *   (one round at a time: the commits stay in order)
  *   every KA_ALERT_RESEND_MS, and whenever an Alertmanager comes back: post
  *   the whole firing set (and what resolved within the retention)
  *
@@ -61,6 +64,20 @@ typedef struct dead {
     ka_reject_t rej;
 } dead_t;
 
+/* The round whose posts run. It covers the first nfps fingerprints and
+ * nstamps stamps of the bridge's pending lists (those read before it
+ * began) and commits offs, the offsets as they were then. */
+typedef struct round {
+    int active, full, overflow;
+    size_t nfps, nstamps;
+    offset_t *offs;
+    size_t noffs;
+    char **bodies; /* the chunks to post, JSON arrays */
+    size_t *lens, *counts, nbodies, next;
+    size_t n, firing;
+    int64_t first_ms, start_ms, pg_ms, post_ms, post_t0; /* for the debug log */
+} round_t;
+
 typedef struct bridge {
     const ka_config_t *cfg;
     const char *group;
@@ -78,7 +95,8 @@ typedef struct bridge {
     size_t noffs;
     dead_t *dead;
     size_t ndead;
-    int64_t first_pending_ms, next_resend_ms, retry_at_ms;
+    int64_t first_pending_ms, next_resend_ms, retry_at_ms; /* first_pending: not in the round */
+    round_t round;
     int backoff_ms, dlq_failed;
 
     atomic_llong heartbeat_ms;
@@ -117,15 +135,21 @@ static void note_stamp(bridge_t *b, int64_t ts_ms)
     b->stamps[b->nstamps++] = ts_ms;
 }
 
-/* Record time to accepted by an Alertmanager, for each delivered event. */
-static void observe_delivered(bridge_t *b)
+/* Record time to accepted by an Alertmanager, for each event of the round;
+ * the stamps read since stay. */
+static void observe_delivered(bridge_t *b, size_t n)
 {
     double now = wall_s();
-    for (size_t i = 0; i < b->nstamps; i++) {
+    for (size_t i = 0; i < n && i < b->nstamps; i++) {
         double age = now - (double)b->stamps[i] / 1000.0;
         ka_metrics_observe(b->delivery, age > 0 ? age : 0);
     }
-    b->nstamps = 0;
+    if (n >= b->nstamps) {
+        b->nstamps = 0;
+        return;
+    }
+    memmove(b->stamps, b->stamps + n, (b->nstamps - n) * sizeof *b->stamps);
+    b->nstamps -= n;
 }
 
 /* Pending work ----------------------------------------------------------- */
@@ -151,6 +175,7 @@ static void note_fingerprint(bridge_t *b, const char *fp)
         for (size_t i = 0; i < b->nfps; i++)
             free(b->fps[i]);
         b->nfps = 0;
+        b->round.nfps = 0;
         b->overflow = 1;
         return;
     }
@@ -171,6 +196,38 @@ static void clear_pending(bridge_t *b)
     b->nstamps = 0;
     b->first_pending_ms = 0;
     ka_metrics_set(b->pending, 0);
+}
+
+/* The round's first n fingerprints delivered: only those read since stay. */
+static void drop_delivered(bridge_t *b, size_t n)
+{
+    if (n > b->nfps)
+        n = b->nfps;
+    for (size_t i = 0; i < n; i++)
+        free(b->fps[i]);
+    if (n && n < b->nfps) /* fps is NULL until the first fingerprint */
+        memmove(b->fps, b->fps + n, (b->nfps - n) * sizeof *b->fps);
+    b->nfps -= n;
+    ka_metrics_set(b->pending, (double)b->nfps);
+}
+
+static void free_offsets(offset_t *offs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(offs[i].topic);
+    free(offs);
+}
+
+static void round_clear(bridge_t *b)
+{
+    round_t *r = &b->round;
+    for (size_t i = 0; i < r->nbodies; i++)
+        free(r->bodies[i]);
+    free(r->bodies);
+    free(r->lens);
+    free(r->counts);
+    free_offsets(r->offs, r->noffs);
+    memset(r, 0, sizeof *r);
 }
 
 static void clear_dead(bridge_t *b)
@@ -305,69 +362,63 @@ static ka_err_t write_dead_letters(bridge_t *b, char *errstr, size_t errlen)
 
 /* Reading and posting ----------------------------------------------------- */
 
-typedef struct post_ctx {
-    bridge_t *b;
-    int full;
-    size_t n, firing;
-    int failed;
-    int64_t start_ms, pg_ms, post_ms; /* the read's and the posts' times, for the debug log */
-} post_ctx_t;
-
 static const char *val(const ka_pgres_t *res, int row, int col)
 {
     return ka_pgres_value(res, row, col);
 }
 
-static void post_chunk(post_ctx_t *pc, ka_buf_t *body, size_t n)
+static void add_chunk(round_t *r, ka_buf_t *body, size_t n)
 {
     ka_buf_append(body, "]", 1);
-    int64_t t0 = mono_ms();
-    int accepted = bridge_am_post(pc->b->am, body->data, body->len, n, pc->full, t0);
-    pc->post_ms += mono_ms() - t0;
-    if (accepted == 0)
-        pc->failed = 1;
+    r->bodies = ka_realloc(r->bodies, (r->nbodies + 1) * sizeof *r->bodies);
+    r->lens = ka_realloc(r->lens, (r->nbodies + 1) * sizeof *r->lens);
+    r->counts = ka_realloc(r->counts, (r->nbodies + 1) * sizeof *r->counts);
+    r->lens[r->nbodies] = body->len;
+    r->counts[r->nbodies] = n;
+    r->bodies[r->nbodies++] = ka_strdup(ka_buf_str(body));
+    ka_buf_free(body);
+    ka_buf_append(body, "[", 1);
 }
-
 
 #define DELIVERY_COLUMNS                                                                        \
     "fingerprint, alert_id, type, severity, status, subject_kind, subject_id, summary, "       \
     "details, starts_at_ms, coalesce(ends_at_ms, 0), division, region, team, rep, account_id, " \
     "opportunity_id, manager"
 
-static int post_rows(void *ud, const ka_pgres_t *res)
+/* The round's alerts as chunks of POST_CHUNK, posted once the read is over. */
+static int round_rows(void *ud, const ka_pgres_t *res)
 {
-    post_ctx_t *pc = ud;
-    pc->pg_ms = mono_ms() - pc->start_ms;
-    const char *link = ka_config_str(pc->b->cfg, "KA_ALERT_LINK_URL");
+    bridge_t *b = ud;
+    round_t *r = &b->round;
+    r->pg_ms = mono_ms() - r->start_ms;
+    const char *link = ka_config_str(b->cfg, "KA_ALERT_LINK_URL");
     ka_buf_t body = KA_BUF_INIT;
     size_t in_chunk = 0;
     int rows = ka_pgres_rows(res);
     ka_buf_append(&body, "[", 1);
-    for (int r = 0; r < rows && !pc->failed; r++) {
+    for (int i = 0; i < rows; i++) {
         bridge_alert_t a = {
-            .fingerprint = val(res, r, 0), .alert_id = val(res, r, 1), .type = val(res, r, 2),
-            .severity = val(res, r, 3), .status = val(res, r, 4),
-            .subject_kind = val(res, r, 5), .subject_id = val(res, r, 6),
-            .summary = val(res, r, 7), .details = val(res, r, 8),
-            .starts_at_ms = ka_pgres_int(res, r, 9, 0), .ends_at_ms = ka_pgres_int(res, r, 10, 0),
-            .division = val(res, r, 11), .region = val(res, r, 12), .team = val(res, r, 13),
-            .rep = val(res, r, 14), .account = val(res, r, 15), .opportunity = val(res, r, 16),
-            .manager = val(res, r, 17),
+            .fingerprint = val(res, i, 0), .alert_id = val(res, i, 1), .type = val(res, i, 2),
+            .severity = val(res, i, 3), .status = val(res, i, 4),
+            .subject_kind = val(res, i, 5), .subject_id = val(res, i, 6),
+            .summary = val(res, i, 7), .details = val(res, i, 8),
+            .starts_at_ms = ka_pgres_int(res, i, 9, 0), .ends_at_ms = ka_pgres_int(res, i, 10, 0),
+            .division = val(res, i, 11), .region = val(res, i, 12), .team = val(res, i, 13),
+            .rep = val(res, i, 14), .account = val(res, i, 15), .opportunity = val(res, i, 16),
+            .manager = val(res, i, 17),
         };
-        pc->firing += a.status && strcmp(a.status, "firing") == 0;
+        r->firing += a.status && strcmp(a.status, "firing") == 0;
         bridge_alert_json(&body, &a, link, in_chunk == 0);
         if (++in_chunk == POST_CHUNK) {
-            post_chunk(pc, &body, in_chunk);
-            ka_buf_free(&body);
-            ka_buf_append(&body, "[", 1);
+            add_chunk(r, &body, in_chunk);
             in_chunk = 0;
         }
     }
     /* An empty full set is posted too: it tells a target that came back
      * that it has all there is. */
-    if (!pc->failed && (in_chunk > 0 || (pc->full && rows == 0)))
-        post_chunk(pc, &body, in_chunk);
-    pc->n = (size_t)rows;
+    if (in_chunk > 0 || (r->full && rows == 0))
+        add_chunk(r, &body, in_chunk);
+    r->n = (size_t)rows;
     ka_buf_free(&body);
     return 0;
 }
@@ -394,14 +445,14 @@ static int pg_ready(bridge_t *b, char *errstr, size_t errlen)
     return b->pg != NULL;
 }
 
-static ka_err_t commit(bridge_t *b, char *errstr, size_t errlen)
+static ka_err_t commit(bridge_t *b, const offset_t *offs, size_t n, char *errstr, size_t errlen)
 {
-    if (b->noffs == 0)
+    if (n == 0)
         return KA_OK;
-    ka_partition_t *parts = ka_calloc(b->noffs, sizeof *parts);
-    for (size_t i = 0; i < b->noffs; i++)
-        parts[i] = (ka_partition_t){b->offs[i].topic, b->offs[i].partition, b->offs[i].next};
-    ka_err_t rc = ka_consumer_commit(b->kc, parts, b->noffs, errstr, errlen);
+    ka_partition_t *parts = ka_calloc(n, sizeof *parts);
+    for (size_t i = 0; i < n; i++)
+        parts[i] = (ka_partition_t){offs[i].topic, offs[i].partition, offs[i].next};
+    ka_err_t rc = ka_consumer_commit(b->kc, parts, n, errstr, errlen);
     free(parts);
     return rc;
 }
@@ -417,12 +468,83 @@ static void backoff(bridge_t *b, const char *what, const char *err)
     ka_log(KA_LOG_WARN, what, "{s:s,s:i}", "error", err, "retry_in_ms", b->backoff_ms);
 }
 
-/* Posts what is pending (or, with full, the whole set) and commits. */
-static void flush(bridge_t *b, int full)
+/* Every chunk accepted: the round's offsets are committed and its events
+ * leave the pending lists. */
+static void round_done(bridge_t *b)
 {
     char err[KA_ERRSTR_SIZE] = "";
-    char *fps = NULL;
-    int64_t t0 = mono_ms();
+    round_t *r = &b->round;
+    atomic_store(&b->am_ok, bridge_am_reachable(b->am) > 0);
+    if (commit(b, r->offs, r->noffs, err, sizeof err) != KA_OK)
+        ka_log(KA_LOG_WARN, "offsets not committed: the events will be read and posted again",
+               "{s:s}", "error", err);
+    if (r->full) {
+        ka_metrics_set(b->firing, (double)r->firing);
+        ka_metrics_inc(b->resends);
+        b->next_resend_ms = mono_ms() + ka_config_int(b->cfg, "KA_ALERT_RESEND_MS");
+        ka_log(KA_LOG_DEBUG, "firing set re-sent", "{s:I,s:I}", "firing", (json_int_t)r->firing,
+               "alerts", (json_int_t)r->n);
+    }
+    ka_log(KA_LOG_DEBUG, "alerts posted", "{s:I,s:i,s:I,s:I,s:I,s:I,s:I}", "alerts",
+           (json_int_t)r->n, "full", r->full, "events", (json_int_t)r->nstamps, "ms",
+           (json_int_t)(mono_ms() - r->start_ms), "pg_ms", (json_int_t)r->pg_ms, "post_ms",
+           (json_int_t)r->post_ms, "waited_ms", (json_int_t)(r->start_ms - r->first_ms));
+    b->backoff_ms = 0;
+    b->retry_at_ms = 0;
+    observe_delivered(b, r->nstamps);
+    drop_delivered(b, r->nfps);
+    round_clear(b);
+}
+
+/* No Alertmanager took a chunk: the round's events stay pending (the next
+ * round reads them again) and nothing is committed. */
+static void round_failed(bridge_t *b)
+{
+    round_t *r = &b->round;
+    atomic_store(&b->am_ok, bridge_am_reachable(b->am) > 0);
+    b->overflow |= r->overflow;
+    if (r->first_ms && (!b->first_pending_ms || r->first_ms < b->first_pending_ms))
+        b->first_pending_ms = r->first_ms;
+    round_clear(b);
+    backoff(b, "no Alertmanager accepted the alerts: retrying", "every post failed");
+}
+
+static void round_post_next(bridge_t *b)
+{
+    round_t *r = &b->round;
+    if (r->next == r->nbodies) {
+        round_done(b);
+        return;
+    }
+    size_t i = r->next++;
+    r->post_t0 = mono_ms();
+    if (bridge_am_start(b->am, r->bodies[i], r->lens[i], r->counts[i], r->full, r->post_t0) == 0)
+        round_failed(b);
+}
+
+/* Drives the round's post in flight (waiting up to wait_ms); the next chunk
+ * once one is accepted. */
+static void round_step(bridge_t *b, int wait_ms)
+{
+    round_t *r = &b->round;
+    if (!r->active)
+        return;
+    int accepted = bridge_am_step(b->am, wait_ms);
+    if (accepted < 0)
+        return;
+    r->post_ms += mono_ms() - r->post_t0;
+    if (accepted == 0)
+        round_failed(b);
+    else
+        round_post_next(b);
+}
+
+/* Starts a round for what is pending (or, with full, the whole set): dead
+ * letters written, the alerts read, the first chunk posted. */
+static void round_begin(bridge_t *b, int full)
+{
+    char err[KA_ERRSTR_SIZE] = "";
+    round_t *r = &b->round;
     if (b->overflow)
         full = 1;
     if (!pg_ready(b, err, sizeof err)) {
@@ -433,9 +555,11 @@ static void flush(bridge_t *b, int full)
         backoff(b, "could not write dead letters: retrying", err);
         return;
     }
-    post_ctx_t pc = {b, full, 0, 0, 0, mono_ms(), 0, 0};
+    memset(r, 0, sizeof *r);
+    r->full = full;
+    r->start_ms = mono_ms();
     ka_err_t rc = KA_OK;
-    fps = fps_array(b);
+    char *fps = fps_array(b);
     if (full) {
         char retention[24];
         snprintf(retention, sizeof retention, "%lld",
@@ -445,42 +569,43 @@ static void flush(bridge_t *b, int full)
                          "SELECT " DELIVERY_COLUMNS " FROM alert_delivery WHERE status = 'firing' "
                          "OR ends_at > now() - $1::bigint * interval '1 millisecond' "
                          "OR fingerprint = ANY($2::text[]) ORDER BY fingerprint",
-                         2, p, post_rows, &pc, err, sizeof err);
+                         2, p, round_rows, b, err, sizeof err);
     } else if (b->nfps) {
         ka_pg_param_t p[1] = {{fps, 0, 0}};
         rc = ka_pg_query(b->pg,
                          "SELECT " DELIVERY_COLUMNS " FROM alert_delivery "
                          "WHERE fingerprint = ANY($1::text[])",
-                         1, p, post_rows, &pc, err, sizeof err);
+                         1, p, round_rows, b, err, sizeof err);
     }
     free(fps);
-    atomic_store(&b->am_ok, bridge_am_reachable(b->am) > 0);
     if (rc != KA_OK) {
+        round_clear(b);
         atomic_store(&b->pg_ok, ka_pg_ok(b->pg));
         backoff(b, "could not read the alerts: retrying", err);
         return;
     }
-    if (pc.failed) {
-        backoff(b, "no Alertmanager accepted the alerts: retrying", "every post failed");
-        return;
-    }
-    if (commit(b, err, sizeof err) != KA_OK)
-        ka_log(KA_LOG_WARN, "offsets not committed: the events will be read and posted again",
-               "{s:s}", "error", err);
-    if (full) {
-        ka_metrics_set(b->firing, (double)pc.firing);
-        ka_metrics_inc(b->resends);
-        b->next_resend_ms = mono_ms() + ka_config_int(b->cfg, "KA_ALERT_RESEND_MS");
-        ka_log(KA_LOG_DEBUG, "firing set re-sent", "{s:I,s:I}", "firing",
-               (json_int_t)pc.firing, "alerts", (json_int_t)pc.n);
-    }
-    ka_log(KA_LOG_DEBUG, "alerts posted", "{s:I,s:i,s:I,s:I,s:I,s:I}", "alerts", (json_int_t)pc.n,
-           "full", full, "events", (json_int_t)b->nstamps, "ms", (json_int_t)(mono_ms() - t0),
-           "pg_ms", (json_int_t)pc.pg_ms, "post_ms", (json_int_t)pc.post_ms);
-    b->backoff_ms = 0;
-    b->retry_at_ms = 0;
-    observe_delivered(b);
-    clear_pending(b);
+    /* What was read up to now is the round's; what is read from here on
+     * waits for the next. */
+    r->active = 1;
+    r->overflow = b->overflow;
+    b->overflow = 0;
+    r->nfps = b->nfps;
+    r->nstamps = b->nstamps;
+    r->first_ms = b->first_pending_ms ? b->first_pending_ms : r->start_ms;
+    b->first_pending_ms = 0;
+    r->noffs = b->noffs;
+    r->offs = ka_calloc(b->noffs ? b->noffs : 1, sizeof *r->offs);
+    for (size_t i = 0; i < b->noffs; i++)
+        r->offs[i] = (offset_t){ka_strdup(b->offs[i].topic), b->offs[i].partition,
+                                b->offs[i].next};
+    round_post_next(b);
+}
+
+/* The round in flight, to its end (the drain). */
+static void round_finish(bridge_t *b)
+{
+    while (b->round.active)
+        round_step(b, 100);
 }
 
 /* Probes and wiring ------------------------------------------------------- */
@@ -521,18 +646,25 @@ static void on_kafka_error(void *ud, const char *err)
 /* Offsets of partitions taken away are forgotten, not committed: the new
  * owner reads those events again and posts them again, which Alertmanager
  * dedupes. */
+static void forget_partitions(offset_t *offs, size_t *noffs, const ka_partition_t *parts,
+                              size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < *noffs; i++)
+            if (offs[i].partition == parts[j].partition &&
+                strcmp(offs[i].topic, parts[j].topic) == 0) {
+                free(offs[i].topic);
+                offs[i] = offs[--*noffs];
+                break;
+            }
+}
+
 static void on_revoke(void *ud, const ka_partition_t *parts, size_t n, int lost)
 {
     bridge_t *b = ud;
     (void)lost;
-    for (size_t j = 0; j < n; j++)
-        for (size_t i = 0; i < b->noffs; i++)
-            if (b->offs[i].partition == parts[j].partition &&
-                strcmp(b->offs[i].topic, parts[j].topic) == 0) {
-                free(b->offs[i].topic);
-                b->offs[i] = b->offs[--b->noffs];
-                break;
-            }
+    forget_partitions(b->offs, &b->noffs, parts, n);
+    forget_partitions(b->round.offs, &b->round.noffs, parts, n);
 }
 
 static void register_metrics(bridge_t *b, ka_metrics_t *m)
@@ -583,8 +715,10 @@ static int run(bridge_t *b)
     while (!ka_signal_stop_requested()) {
         atomic_store(&b->heartbeat_ms, mono_ms());
         ka_msg_t *m = NULL;
-        int64_t now = mono_ms();
-        int timeout = b->first_pending_ms ? 5 : 50;
+        int busy = b->round.active;
+        /* While a round posts, Kafka is only looked at and the wait is on
+         * the post; reading goes on between its steps. */
+        int timeout = busy ? 0 : b->first_pending_ms ? 5 : 50;
         if (ka_consumer_poll(b->kc, timeout, &m, err, sizeof err) != KA_OK) {
             ka_log(KA_LOG_ERROR, "Kafka consumer cannot go on", "{s:s}", "error", err);
             rc = 1;
@@ -595,21 +729,28 @@ static int run(bridge_t *b)
             handle(b, m);
             ka_msg_free(m);
         }
-        now = mono_ms();
-        if (b->retry_at_ms && now < b->retry_at_ms)
+        if (busy)
+            round_step(b, m ? 0 : 2);
+        int64_t now = mono_ms();
+        if (b->round.active || (b->retry_at_ms && now < b->retry_at_ms))
             continue;
         int pending = b->first_pending_ms != 0;
         int full = now >= b->next_resend_ms || bridge_am_wants_full(b->am, now);
         if (full || (pending && ((int)b->nfps >= max_events || b->overflow ||
                                  now - b->first_pending_ms >= max_ms)))
-            flush(b, full);
+            round_begin(b, full);
     }
     atomic_store(&b->stopped, 1);
-    /* Drain: one last round for what was read; whatever it cannot deliver
-     * stays uncommitted and is read again by the next instance. */
-    if (rc == 0 && b->first_pending_ms) {
-        b->retry_at_ms = 0;
-        flush(b, 0);
+    /* Drain: the round in flight to its end, then one last round for what
+     * was read since; whatever they cannot deliver stays uncommitted and is
+     * read again by the next instance. */
+    if (rc == 0) {
+        round_finish(b);
+        if (b->first_pending_ms) {
+            b->retry_at_ms = 0;
+            round_begin(b, 0);
+            round_finish(b);
+        }
     }
     return rc;
 }
@@ -693,6 +834,7 @@ out:
     ka_http_stop(b.http);
     bridge_am_free(b.am);
     ka_pg_free(b.pg);
+    round_clear(&b);
     clear_pending(&b);
     clear_dead(&b);
     free(b.fps);

@@ -222,6 +222,25 @@ int bench_alert(int argc, char **argv)
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         snprintf(subject, sizeof subject, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    /* The topic's partitions known before the clock starts. A producer
+     * that meets a topic only in its first produce call may not ask for
+     * its metadata until its once-a-second topic scan (librdkafka 2.0.2,
+     * seen with debug=topic,metadata): the first second's events wait in
+     * its unassigned queue and reach the broker together. A worker's
+     * relay, producing for hours, has its topics known. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (merr == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err)
+        merr = md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (merr) {
+        fprintf(stderr, "ka-bench alert: no metadata for %s: %s\n", topic,
+                rd_kafka_err2str(merr));
+        return 1;
+    }
 
     int rc = 0;
     int64_t start = bench_mono_ms();
@@ -261,6 +280,15 @@ int bench_alert(int argc, char **argv)
         usleep(20 * 1000);
     }
     MHD_stop_daemon(hook);
+    /* KA_BENCH_ALERT_TRACE=FILE: each event's send and notification time
+     * (wall ms), to line up against the bridge's log when looking for where
+     * the time goes. */
+    const char *trace = getenv("KA_BENCH_ALERT_TRACE");
+    FILE *tf = trace && *trace ? fopen(trace, "w") : NULL;
+    for (long k = 0; tf && k < nevents; k++)
+        fprintf(tf, "%ld %" PRId64 " %" PRId64 "\n", k, sent_ms[k], got_ms[k]);
+    if (tf)
+        fclose(tf);
     int64_t *lat = calloc((size_t)nevents, sizeof *lat);
     long n = 0;
     for (long k = 0; k < nevents; k++)
