@@ -3,7 +3,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "ka_cloudevents.h"
+#include "ka_json_fast.h"
 #include "ka_rfc3339.h"
 
 static ka_err_t ce_fail(ka_json_reject_t *err, const char *reason, const char *path,
@@ -173,6 +176,61 @@ ka_err_t ka_ce_parse_structured(const json_t *root, ka_cloudevent_t *ce, ka_json
         return ce_fail(err, KA_REASON_CE_INVALID, "$.data", "data (the event) is required");
     }
     return KA_OK;
+}
+
+int ka_ce_fast_structured(const cJSON *root, ka_cloudevent_t *ce, const cJSON **data)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } attrs[] = {
+        {"specversion", offsetof(ka_cloudevent_t, specversion)},
+        {"id", offsetof(ka_cloudevent_t, id)},
+        {"source", offsetof(ka_cloudevent_t, source)},
+        {"type", offsetof(ka_cloudevent_t, type)},
+        {"subject", offsetof(ka_cloudevent_t, subject)},
+        {"datacontenttype", offsetof(ka_cloudevent_t, datacontenttype)},
+        {"time", offsetof(ka_cloudevent_t, time)},
+    };
+    ka_json_reject_t scratch;
+
+    memset(ce, 0, sizeof *ce);
+    ce->structured = 1;
+    *data = NULL;
+    if (!cJSON_IsObject(root))
+        return 0;
+    for (const cJSON *k = root->child; k; k = k->next) {
+        size_t i;
+        if (!ka_json_fast_key_unseen(root, k))
+            return 0;
+        for (i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+            if (strcmp(k->string, attrs[i].name) == 0)
+                break;
+        if (i < sizeof attrs / sizeof attrs[0]) {
+            ka_ce_text_t *t = (ka_ce_text_t *)((char *)ce + attrs[i].off);
+            if (cJSON_IsNull(k))
+                continue; /* absent */
+            if (!cJSON_IsString(k))
+                return 0;
+            t->ptr = k->valuestring;
+            t->len = strlen(k->valuestring);
+        } else if (strcmp(k->string, "data") == 0) {
+            *data = k; /* its keys are the converter's to check */
+        } else if (strcmp(k->string, "data_base64") == 0) {
+            if (!cJSON_IsNull(k))
+                return 0;
+        } else if (!ka_json_fast_unique_keys(k)) {
+            return 0; /* an extension jansson would refuse */
+        }
+    }
+    if (check_attributes(ce, &scratch) != KA_OK)
+        return 0;
+    if (ce->datacontenttype.ptr &&
+        !json_media_type(ce->datacontenttype.ptr, ce->datacontenttype.len))
+        return 0;
+    if (!*data || cJSON_IsNull(*data))
+        return 0;
+    return 1;
 }
 
 ka_err_t ka_ce_from_headers(ka_ce_header_fn get, void *ctx, ka_cloudevent_t *ce,

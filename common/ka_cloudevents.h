@@ -52,6 +52,17 @@ typedef struct ka_cloudevent {
  * ce->data with ka_json_pb_from_value(desc, ce->data, "$.data", ...). */
 ka_err_t ka_ce_parse_structured(const json_t *root, ka_cloudevent_t *ce, ka_json_reject_t *err);
 
+struct cJSON;
+
+/* ka_ce_parse_structured on a document of the fast path (ka_json_fast.h):
+ * returns 1 with *ce set (texts borrowed from root, ce->data NULL) and *data
+ * the event, or 0 to decline (anything ka_ce_parse_structured refuses, a key
+ * given twice in the envelope or an extension's value): the caller then
+ * reads the document with jansson and ka_ce_parse_structured, which give
+ * the verdict. */
+int ka_ce_fast_structured(const struct cJSON *root, ka_cloudevent_t *ce,
+                          const struct cJSON **data);
+
 /* Looks a Kafka header up by name: returns 1 with its value (len bytes,
  * borrowed) when present, 0 when absent. */
 typedef int (*ka_ce_header_fn)(void *ctx, const char *name, const void **value, size_t *len);

@@ -1,6 +1,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <cjson/cJSON.h>
 #include <jansson.h>
 
 #include "ka_json_arena.h"
@@ -49,11 +50,14 @@ static void arena_free(void *p)
 }
 
 /* Before main, so before any thread (librdkafka's call jansson for their
- * statistics): from then on jansson allocates through the two functions
- * above, which are malloc and free outside a scope. */
+ * statistics): from then on jansson and cJSON (the fast path,
+ * ka_json_fast.c; cJSON_InitHooks is process-wide) allocate through the two
+ * functions above, which are malloc and free outside a scope. */
 __attribute__((constructor)) static void install(void)
 {
+    cJSON_Hooks hooks = {arena_malloc, arena_free};
     json_set_alloc_funcs(arena_malloc, arena_free);
+    cJSON_InitHooks(&hooks);
 }
 
 void ka_json_arena_begin(void)

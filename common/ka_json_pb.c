@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "ka_json_arena.h"
+#include "ka_json_fast.h"
 #include "ka_json_pb.h"
+#include "ka_json_pb_internal.h"
 #include "ka_rfc3339.h"
 
 /* ----------------------------------------------------------------------------
@@ -279,7 +281,7 @@ typedef struct intval {
     uint64_t mag;
 } intval_t;
 
-enum { NUM_OK = 0, NUM_TYPE = 1, NUM_RANGE = 2 };
+enum { NUM_OK = KA_JPB_NUM_OK, NUM_TYPE = KA_JPB_NUM_TYPE, NUM_RANGE = KA_JPB_NUM_RANGE };
 
 /* A decimal integer, optionally negative, nothing else. */
 static int int_from_text(const char *s, size_t n, intval_t *v)
@@ -376,6 +378,8 @@ static int put_int(ProtobufCType t, const intval_t *v, void *slot)
     }
 }
 
+static int double_from_text(const char *s, size_t n, double *d);
+
 /* A JSON number, "NaN", "Infinity", "-Infinity" or a numeric string. */
 static int double_from_json(const json_t *j, double *d)
 {
@@ -389,8 +393,13 @@ static int double_from_json(const json_t *j, double *d)
     }
     if (!json_is_string(j))
         return NUM_TYPE;
-    const char *s = json_string_value(j);
-    size_t n = json_string_length(j);
+    return double_from_text(json_string_value(j), json_string_length(j), d);
+}
+
+/* A float or double field's string form: "NaN", "Infinity", "-Infinity"
+ * or a number; s is terminated at s[n]. */
+static int double_from_text(const char *s, size_t n, double *d)
+{
     if (strcmp(s, "NaN") == 0 && n == 3) {
         *d = NAN;
         return NUM_OK;
@@ -914,9 +923,72 @@ ka_err_t ka_json_pb_parse(const ProtobufCMessageDescriptor *desc, const void *bu
 {
     *out = NULL;
     ka_json_arena_begin(); /* the document lives within this call */
+    /* cJSON's accepting fast path first; jansson, the reference, decides
+     * every document it declines (ka_json_fast.h) */
+    if (ka_json_fast_parse(desc, buf, len, opts, out)) {
+        ka_json_arena_end();
+        err->path[0] = '\0';
+        return KA_OK;
+    }
     json_t *root = ka_json_load(buf, len, opts, err);
     ka_err_t rc = root ? ka_json_pb_from_value(desc, root, "$", opts, out, err) : KA_ERR_INVALID;
     json_decref(root);
     ka_json_arena_end();
     return rc;
+}
+
+/* ----------------------------------------------------------------------------
+ * The mapping's rules for the fast path (ka_json_fast.c), which converts
+ * cJSON values with them; see ka_json_pb_internal.h
+ * ------------------------------------------------------------------------- */
+
+const ProtobufCFieldDescriptor *ka_jpb_find_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *key, size_t keylen)
+{
+    return find_field(d, key, keylen);
+}
+
+int ka_jpb_is_map(const ProtobufCMessageDescriptor *parent, const ProtobufCFieldDescriptor *f)
+{
+    return is_map(parent, f);
+}
+
+int ka_jpb_int_from_text(const char *s, size_t n, int *neg, uint64_t *mag)
+{
+    intval_t v;
+    int rc = int_from_text(s, n, &v);
+    *neg = v.neg;
+    *mag = v.mag;
+    return rc;
+}
+
+int ka_jpb_put_int(ProtobufCType t, int neg, uint64_t mag, void *slot)
+{
+    intval_t v = {neg, mag};
+    return put_int(t, &v, slot);
+}
+
+int ka_jpb_double_from_text(const char *s, size_t n, double *d)
+{
+    return double_from_text(s, n, d);
+}
+
+int ka_jpb_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
+{
+    return base64_decode(s, n, out, outlen);
+}
+
+size_t ka_jpb_elem_size(ProtobufCType t)
+{
+    return elem_size(t);
+}
+
+ProtobufCMessage *ka_jpb_new_message(const ProtobufCMessageDescriptor *d)
+{
+    return new_message(d);
+}
+
+void ka_jpb_mark_present(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    mark_present(m, f);
 }

@@ -5,9 +5,14 @@
  *
  *   protobuf     unpack + the wire NUL check (what the binary decoders do)
  *   confluent    framing split + index check + the same
- *   json         ka_json_pb_parse (jansson parse + conversion)
- *   (parse)      ka_json_load alone: jansson's share of the json line
+ *   json         ka_json_pb_parse (cJSON fast path: parse + conversion)
+ *   (parse)      ka_json_fast_load + cJSON_Delete: cJSON's share of it
+ *   json-jansson ka_json_pb_parse with the fast path off: the jansson
+ *                reference path (what a declined document costs, after
+ *                the fast path's attempt)
+ *   (jansson)    ka_json_load alone: jansson's share of json-jansson
  *   cloudevents  parse + envelope + conversion of data + attribute checks
+ *                (ka_input's path: cJSON first, jansson when declined)
  *   json+decode  ka_json_pb_parse, pack, then order_decode on the bytes (the
  *                simplest wiring: the binary decoder's validation unchanged)
  *
@@ -20,12 +25,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "ka/v1/opportunity.pb-c.h"
 #include "ka/v1/order.pb-c.h"
 #include "ka/v1/visit.pb-c.h"
 #include "ka_cloudevents.h"
 #include "ka_framing.h"
 #include "ka_json_arena.h"
+#include "ka_json_fast.h"
 #include "ka_json_pb.h"
 #include "ka_wire.h"
 #include "ka_order_decode.h"
@@ -143,6 +151,25 @@ static void decode_json(const bench_case_t *c)
     protobuf_c_message_free_unpacked(from_json(c), NULL);
 }
 
+static void decode_json_jansson(const bench_case_t *c)
+{
+    ka_json_fast_set_enabled(0);
+    protobuf_c_message_free_unpacked(from_json(c), NULL);
+    ka_json_fast_set_enabled(1);
+}
+
+static void parse_fast(const bench_case_t *c)
+{
+    ka_json_arena_begin(); /* as ka_json_pb_parse loads */
+    cJSON *root = ka_json_fast_load(c->json, strlen(c->json), NULL);
+    if (!root) {
+        ka_reject_t rej = {.reason = "declined"};
+        die("(parse)", &rej);
+    }
+    cJSON_Delete(root);
+    ka_json_arena_end();
+}
+
 static void parse_only(const bench_case_t *c)
 {
     ka_json_reject_t err;
@@ -159,17 +186,26 @@ static void decode_cloudevents(const bench_case_t *c)
     ka_json_reject_t err;
     ka_cloudevent_t ce;
     ProtobufCMessage *m;
+    json_t *root = NULL;
+    const cJSON *data;
     ka_json_arena_begin(); /* as ka_input's CloudEvents path */
-    json_t *root = ka_json_load(c->ce, c->ce_len, NULL, &err);
-    if (!root || ka_ce_parse_structured(root, &ce, &err) != KA_OK ||
-        ka_json_pb_from_value(c->desc, ce.data, "$.data", NULL, &m, &err) != KA_OK)
-        die("cloudevents", &err.rej);
+    cJSON *froot = ka_json_fast_load(c->ce, c->ce_len, NULL);
+    if (!froot || !ka_ce_fast_structured(froot, &ce, &data) ||
+        !ka_json_fast_from_value(c->desc, data, NULL, &m)) {
+        cJSON_Delete(froot);
+        froot = NULL;
+        root = ka_json_load(c->ce, c->ce_len, NULL, &err);
+        if (!root || ka_ce_parse_structured(root, &ce, &err) != KA_OK ||
+            ka_json_pb_from_value(c->desc, ce.data, "$.data", NULL, &m, &err) != KA_OK)
+            die("cloudevents", &err.rej);
+    }
     /* every input event's header is field 1 */
     const ProtobufCFieldDescriptor *hf = protobuf_c_message_descriptor_get_field(c->desc, 1);
     const Ka__V1__EventHeader *h = *(Ka__V1__EventHeader *const *)((char *)m + hf->offset);
     if (ka_ce_check_header(&ce, h, c->desc->name, &err) != KA_OK)
         die("cloudevents", &err.rej);
     protobuf_c_message_free_unpacked(m, NULL);
+    cJSON_Delete(froot);
     json_decref(root);
     ka_json_arena_end();
 }
@@ -225,7 +261,9 @@ int main(int argc, char **argv)
         run("protobuf", c, decode_protobuf, seconds, c->pb_len);
         run("confluent", c, decode_confluent, seconds, c->confluent_len);
         run("json", c, decode_json, seconds, strlen(c->json));
-        run("(parse)", c, parse_only, seconds, strlen(c->json));
+        run("(parse)", c, parse_fast, seconds, strlen(c->json));
+        run("json-jansson", c, decode_json_jansson, seconds, strlen(c->json));
+        run("(jansson)", c, parse_only, seconds, strlen(c->json));
         run("cloudevents", c, decode_cloudevents, seconds, c->ce_len);
         if (c->desc == &ka__v1__order_event__descriptor)
             run("json+decode", c, decode_json_order, seconds, strlen(c->json));
