@@ -628,6 +628,7 @@ RUNTIME_OF = {
     "libhiredis-dev": "libhiredis0.14",
     "libpq-dev": "libpq5",
     "libjansson-dev": "libjansson4",
+    "libcjson-dev": "libcjson1",
     "libmicrohttpd-dev": "libmicrohttpd12",
     "libcsv-dev": "libcsv3",
     "libcurl4-openssl-dev": "libcurl4",
