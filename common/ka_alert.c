@@ -36,32 +36,6 @@ void ka_alert_fingerprint(char out[KA_FINGERPRINT_LEN], const char *type,
 
 ka_err_t ka_alert_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
 {
-    ka_err_t rc = ka_pg_prepare(
-        pg, "ka_alert_state",
-        "INSERT INTO alert_state (fingerprint, alert_id, type, severity, status, subject_kind, "
-        "subject_id, summary, details, starts_at, ends_at, cause_event_ids, last_transition_at, "
-        "last_sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, "
-        "to_timestamp($10::bigint / 1000.0), to_timestamp($11::bigint / 1000.0), $12::text[], "
-        "to_timestamp($13::bigint / 1000.0), now()) "
-        "ON CONFLICT (fingerprint) DO UPDATE SET alert_id = EXCLUDED.alert_id, "
-        "severity = EXCLUDED.severity, status = EXCLUDED.status, summary = EXCLUDED.summary, "
-        "details = EXCLUDED.details, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, "
-        "cause_event_ids = EXCLUDED.cause_event_ids, "
-        "last_transition_at = EXCLUDED.last_transition_at, last_sent_at = now(), "
-        "updated_at = now()",
-        errstr, errlen);
-    if (rc != KA_OK)
-        return rc;
-    rc = ka_pg_prepare(
-        pg, "ka_alert_history",
-        "INSERT INTO alert_history (fingerprint, alert_id, transition, type, severity, summary, "
-        "details, starts_at, ends_at, cause_event_ids, event_id, occurred_at) VALUES ($1, $2, $3, "
-        "$4, $5, $6, $7::jsonb, to_timestamp($8::bigint / 1000.0), "
-        "to_timestamp($9::bigint / 1000.0), $10::text[], $11, to_timestamp($12::bigint / 1000.0)) "
-        "ON CONFLICT (event_id, occurred_at) DO NOTHING",
-        errstr, errlen);
-    if (rc != KA_OK)
-        return rc;
     return ka_alert_batch_prepare(pg, errstr, errlen);
 }
 

@@ -121,20 +121,28 @@ ka_err_t ka_outbox_prepare(ka_pg_t *pg, char *errstr, size_t errlen)
         errstr, errlen);
 }
 
-ka_err_t ka_outbox_push(ka_pg_t *pg, const char *ce_source, const ka_outbox_row_t *row,
-                        char *errstr, size_t errlen)
+/* The row's extra headers as the JSON object the headers column holds
+ * (malloc'd), or NULL with errstr filled. */
+static char *headers_json(const ka_outbox_row_t *row, char *errstr, size_t errlen)
 {
-    char when[32];
     json_t *hdrs = json_object();
     for (size_t i = 0; i < row->nheaders; i++)
         json_object_set_new(hdrs, row->headers[i].name,
                             json_stringn(row->headers[i].value, row->headers[i].len));
     char *hjson = json_dumps(hdrs, JSON_COMPACT);
     json_decref(hdrs);
-    if (!hjson) {
+    if (!hjson)
         snprintf(errstr, errlen, "outbox headers of %s are not valid UTF-8", row->event_id);
+    return hjson;
+}
+
+ka_err_t ka_outbox_push(ka_pg_t *pg, const char *ce_source, const ka_outbox_row_t *row,
+                        char *errstr, size_t errlen)
+{
+    char when[32];
+    char *hjson = headers_json(row, errstr, errlen);
+    if (!hjson)
         return KA_ERR;
-    }
     snprintf(when, sizeof when, "%lld", (long long)row->ce_time_ms);
     ka_pg_param_t p[8] = {
         {row->event_id, 0, 0},
@@ -186,16 +194,9 @@ static void add_bytea(ka_buf_t *col, const void *data, size_t len)
 ka_err_t ka_outbox_batch_add(ka_outbox_batch_t *b, const ka_outbox_row_t *row, char *errstr,
                              size_t errlen)
 {
-    json_t *hdrs = json_object();
-    for (size_t i = 0; i < row->nheaders; i++)
-        json_object_set_new(hdrs, row->headers[i].name,
-                            json_stringn(row->headers[i].value, row->headers[i].len));
-    char *hjson = json_dumps(hdrs, JSON_COMPACT);
-    json_decref(hdrs);
-    if (!hjson) {
-        snprintf(errstr, errlen, "outbox headers of %s are not valid UTF-8", row->event_id);
+    char *hjson = headers_json(row, errstr, errlen);
+    if (!hjson)
         return KA_ERR;
-    }
     ka_buf_array_add(&b->c.b[0], row->event_id);
     ka_buf_array_add(&b->c.b[1], row->topic);
     if (row->key)
