@@ -296,6 +296,13 @@ ka_series_t *ka_metrics_series(ka_metric_t *f, const char *const *values)
     return s;
 }
 
+void ka_metrics_series_each(ka_metric_t *f, const char *const *values, size_t n,
+                            ka_series_t **out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = ka_metrics_series(f, &values[i]);
+}
+
 void ka_metrics_remove(ka_metric_t *f, const char *const *values)
 {
     if (!f)

@@ -66,6 +66,11 @@ ka_metric_t *ka_metrics_histogram(ka_metrics_t *m, const char *name, const char 
  * rather than looking it up on a hot path. */
 ka_series_t *ka_metrics_series(ka_metric_t *f, const char *const *values);
 
+/* For a metric of one label: out[i] = the series of label value values[i],
+ * for each of the n values (e.g. one per step of a loop). */
+void ka_metrics_series_each(ka_metric_t *f, const char *const *values, size_t n,
+                            ka_series_t **out);
+
 /* Drops a series (e.g. the lag of a partition no longer assigned); its handle
  * dies. Nothing happens when it does not exist. */
 void ka_metrics_remove(ka_metric_t *f, const char *const *values);

@@ -65,10 +65,7 @@ static void metrics_init(void)
         "unpublished rows), produce (queuing them), flush (waiting for Kafka's delivery "
         "reports), mark (the rows published)",
         "step", KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS);
-    for (int i = 0; i < RSTEP_COUNT; i++) {
-        const char *v[] = {steps[i]};
-        m_step[i] = ka_metrics_series(step, v);
-    }
+    ka_metrics_series_each(step, steps, RSTEP_COUNT, m_step);
 }
 
 static double mono_s(void)

@@ -118,10 +118,7 @@ void ka_worker_register_metrics(ka_worker_t *w)
         "hand), dedupe, apply, commit, after_commit (Redis), relay, tick, housekeeping, "
         "cache_check",
         "step", KA_METRICS_RTT_BUCKETS, KA_METRICS_RTT_NBUCKETS);
-    for (int i = 0; i < STEP_COUNT; i++) {
-        const char *v[] = {steps[i]};
-        wm->step[i] = ka_metrics_series(step, v);
-    }
+    ka_metrics_series_each(step, steps, STEP_COUNT, wm->step);
     wm->last_round = ka_metrics_series(
         ka_metrics_gauge(m, "ka_worker_last_round_timestamp_seconds",
                          "When the loop last started a round (Unix time)", NULL),
