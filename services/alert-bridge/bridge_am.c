@@ -239,11 +239,6 @@ int bridge_am_start(bridge_am_t *am, const char *body, size_t len, size_t n, int
     return (int)am->inflight;
 }
 
-int bridge_am_busy(const bridge_am_t *am)
-{
-    return am->inflight > 0;
-}
-
 int bridge_am_step(bridge_am_t *am, int wait_ms)
 {
     if (!am->inflight)
@@ -276,17 +271,6 @@ int bridge_am_step(bridge_am_t *am, int wait_ms)
     if (wait_ms > 0)
         curl_multi_poll(am->multi, NULL, 0, wait_ms, NULL);
     return -1;
-}
-
-int bridge_am_post(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
-                   int64_t now_ms)
-{
-    bridge_am_start(am, body, len, n, full, now_ms);
-    /* Every post ends within the targets' time-out (CURLOPT_TIMEOUT_MS). */
-    int accepted;
-    while ((accepted = bridge_am_step(am, 100)) < 0)
-        ;
-    return accepted;
 }
 
 int bridge_am_wants_full(const bridge_am_t *am, int64_t now_ms)

@@ -28,23 +28,16 @@ void bridge_am_free(bridge_am_t *am);
  * over; body must stay valid until the post is over. `full` says the body is
  * the whole firing set: it clears the mark of the targets that accept it.
  * Returns how many targets it went to (0: none, and the post is over with
- * none accepting). One post at a time: not while bridge_am_busy. */
+ * none accepting). One post at a time: start the next once bridge_am_step
+ * said this one is over. */
 int bridge_am_start(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
                     int64_t now_ms);
-
-/* Non-zero while a post started by bridge_am_start runs. */
-int bridge_am_busy(const bridge_am_t *am);
 
 /* Drives the post in flight, waiting up to wait_ms for it to progress (0:
  * not at all). Returns -1 while it runs; once it is over, how many targets
  * accepted the body (a 4xx answer counts as accepted and is logged: sending
  * it again would not help). Every post ends within the targets' time-out. */
 int bridge_am_step(bridge_am_t *am, int wait_ms);
-
-/* bridge_am_start, then bridge_am_step until the post is over: the
- * number of targets that accepted it. */
-int bridge_am_post(bridge_am_t *am, const char *body, size_t len, size_t n, int full,
-                   int64_t now_ms);
 
 /* Non-zero when some target awaits the whole firing set and its back-off is
  * over. */
