@@ -21,11 +21,6 @@ void ka_json_fast_set_enabled(int on)
     enabled = on != 0;
 }
 
-int ka_json_fast_enabled(void)
-{
-    return enabled;
-}
-
 void ka_json_fast_stats(ka_json_fast_stats_t *out)
 {
     *out = stats;

@@ -64,7 +64,6 @@ int ka_json_fast_key_unseen(const struct cJSON *obj, const struct cJSON *member)
 /* For tests and the benchmark: on by default; off sends every document to
  * the jansson path. Process-wide, set it before decoding starts. */
 void ka_json_fast_set_enabled(int on);
-int ka_json_fast_enabled(void);
 
 /* Documents the fast path accepted and declined on this thread. */
 typedef struct ka_json_fast_stats {
